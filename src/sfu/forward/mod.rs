@@ -1,0 +1,152 @@
+//! The per-packet path: one RTP packet from a publisher track to every
+//! subscriber of the slots it feeds.
+//!
+//! Invariants:
+//! - Everything about the packet is read once from the publisher (`Incoming`),
+//!   then the publisher is no longer borrowed; subscriber lists are `Arc` clones.
+//! - The payload is shared, never copied, up to str0m's SRTP protect.
+//! - Each subscriber either gets the packet or one `DropReason` is counted.
+//! - Only the header extensions that describe the media (audio level, voice
+//!   activity, orientation, content type, capture time) are carried over; the
+//!   transport ones (mid, rid, transport-cc, send time) belong to each leg.
+
+pub mod keyframe;
+pub mod rewrite;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+
+use self::keyframe::starts_keyframe;
+use self::rewrite::SourcePacket;
+use super::peer::CodecKey;
+use super::room::{DownRef, SlotKey};
+use super::stats::DropReason;
+use super::{PeerId, Sfu, wallclock};
+
+/// One received packet, detached from its publisher.
+struct Incoming {
+    owner: Arc<str>,
+    generation: u64,
+    codec: CodecKey,
+    video: bool,
+    keyframe: bool,
+    seq: u64,
+    ts: u32,
+    marker: bool,
+    ext: ExtensionValues,
+    payload: Arc<[u8]>,
+    captured: Instant,
+    at: Instant,
+}
+
+impl Sfu {
+    pub(super) fn forward(&mut self, from: PeerId, pkt: RtpPacket, now: Instant) {
+        super::stats::SfuCounters::incr(&self.counters.packets_received);
+        let Some((inc, room, source, mid)) = self.incoming(from, pkt) else {
+            self.counters.dropped(DropReason::UnknownTrack);
+            return;
+        };
+        let Some(targets) = self.rooms.get(&room).map(|r| r.targets(&inc.owner, source)) else { return };
+        let mut want_keyframe = false;
+        for key in targets.iter().flatten() {
+            want_keyframe |= self.forward_to_slot(&room, key, &inc);
+        }
+        if want_keyframe {
+            self.request_keyframe(from, mid, now);
+        }
+    }
+
+    fn incoming(
+        &mut self,
+        from: PeerId,
+        pkt: RtpPacket,
+    ) -> Option<(Incoming, super::RoomId, crate::signaling::protocol::Source, str0m::media::Mid)> {
+        let peer = self.peers.get_mut(&from)?;
+        let mid = peer.rtc.direct_api().stream_rx(&pkt.header.ssrc)?.mid();
+        let track = peer.tracks_in.get_mut(&mid)?;
+        let codec = track.codec(&peer.rtc, pkt.header.payload_type)?;
+        let video = codec.video();
+        let inc = Incoming {
+            owner: peer.participant.clone(),
+            generation: track.generation,
+            codec,
+            video: video.is_some(),
+            keyframe: video.is_none_or(|v| starts_keyframe(v, &pkt.payload)),
+            seq: *pkt.seq_no,
+            ts: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            ext: media_extensions(&pkt.header.ext_vals),
+            captured: wallclock::capture_instant(&mut peer.ntp_anchor, &pkt),
+            at: pkt.timestamp,
+            payload: pkt.payload,
+        };
+        Some((inc, peer.room.clone(), track.source, mid))
+    }
+
+    /// Returns whether a subscriber waits for a keyframe.
+    fn forward_to_slot(&mut self, room: &super::RoomId, key: &SlotKey, inc: &Incoming) -> bool {
+        let Some(subs) = self.rooms.get(room).and_then(|r| r.slots.get(key)).map(|s| s.subscribers.clone()) else {
+            return false;
+        };
+        let mut want_keyframe = false;
+        for down in subs.iter() {
+            match self.write_down(*down, inc) {
+                Ok(bytes) => self.counters.forwarded(bytes),
+                Err(reason) => {
+                    want_keyframe |= reason == DropReason::AwaitingKeyframe;
+                    self.counters.dropped(reason);
+                }
+            }
+        }
+        want_keyframe
+    }
+
+    fn write_down(&mut self, d: DownRef, inc: &Incoming) -> Result<usize, DropReason> {
+        let peer = self.peers.get_mut(&d.peer).ok_or(DropReason::SubscriberNotReady)?;
+        if *peer.participant == *inc.owner {
+            return Err(DropReason::OwnMedia);
+        }
+        let down = peer.down.get_mut(&d.mid).ok_or(DropReason::SubscriberNotReady)?;
+        if !peer.connected || !down.negotiated {
+            return Err(DropReason::SubscriberNotReady);
+        }
+        if down.paused {
+            return Err(DropReason::SubscriberPaused);
+        }
+        if inc.video && down.rewriter.is_switch(inc.generation) {
+            down.awaiting_keyframe = true;
+        }
+        if inc.video && down.awaiting_keyframe {
+            if !inc.keyframe {
+                return Err(DropReason::AwaitingKeyframe);
+            }
+            down.awaiting_keyframe = false;
+        }
+        let pt = down.pt_for(&peer.rtc, d.mid, inc.codec).ok_or(DropReason::CodecMismatch)?;
+        let src = SourcePacket { source: inc.generation, seq: inc.seq, ts: inc.ts, clock_rate: inc.codec.clock_rate, at: inc.at };
+        let out = down.rewriter.rewrite(src).map_err(|_| DropReason::BeforeSwitch)?;
+        let write = RtpWrite::new(pt, out.seq.into(), out.ts, inc.captured, inc.payload.clone())
+            .marker(inc.marker)
+            .ext_vals(inc.ext.clone())
+            .nackable(inc.video);
+        let mut api = peer.rtc.direct_api();
+        let tx = api.stream_tx_by_mid(d.mid, None).ok_or(DropReason::SubscriberNotReady)?;
+        tx.write_rtp(write);
+        self.mark_dirty(d.peer);
+        Ok(inc.payload.len())
+    }
+}
+
+/// The header extensions that describe the media itself.
+fn media_extensions(e: &ExtensionValues) -> ExtensionValues {
+    ExtensionValues {
+        audio_level: e.audio_level,
+        voice_activity: e.voice_activity,
+        video_orientation: e.video_orientation,
+        video_content_type: e.video_content_type,
+        abs_capture_time: e.abs_capture_time,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,342 @@
+//! The forwarding core, sans-IO: no sockets, no tasks, no clocks of its own.
+//!
+//! `Sfu` owns the WebRTC connections (str0m `Rtc`s in RTP mode) of the rooms of one
+//! shard, and routes RTP from publisher tracks to subscriber tracks through slots.
+//! It is driven like str0m itself:
+//! - input: `handle_datagram`, `handle_timeout` and the negotiation methods
+//!   (`publish`, `subscribe`, `accept_answer`, `whep`, ...), each given `now`;
+//! - output: `poll_transmit` (datagrams to send), `poll_event` (for signaling),
+//!   `poll_timeout` (when to call `handle_timeout` next).
+//!
+//! Invariants:
+//! - After every input, every touched `Rtc` is drained until it returns a timeout
+//!   (str0m requires it), so outputs are ready as soon as the input call returns.
+//! - This module never imports tokio, axum, GStreamer or the database; the layer
+//!   above (rooms, signaling) calls into it, never the other way round.
+//! - Payloads are shared (`Arc<[u8]>`) from the publisher's receive path to every
+//!   subscriber's send path; nothing on the per-packet path takes a lock.
+
+pub mod demux;
+mod events;
+pub mod forward;
+mod negotiate;
+pub mod peer;
+pub mod room;
+pub mod sdp_check;
+pub mod stats;
+mod wallclock;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
+use str0m::{Input, Output};
+
+use self::demux::{DatagramKind, classify, stun_server_ufrag};
+use self::peer::{Peer, PeerKind};
+use self::room::{Room, SlotKey};
+use self::stats::{DropReason, SfuCounters};
+pub use self::negotiate::{NegotiationError, PublishRequest};
+
+/// Identity of one WebRTC connection, unique across shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:x}", self.0)
+    }
+}
+
+/// Identity of a room (a class id).
+pub type RoomId = Arc<str>;
+
+/// How long a connection may stay ICE-disconnected before it is closed.
+pub const DISCONNECT_GRACE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Host candidates advertised to every peer (advertised address + media port).
+    pub candidates: Vec<SocketAddr>,
+    /// Peer ids of this shard start here (keeps ids unique across shards).
+    pub id_base: u64,
+}
+
+/// A track of a subscribe offer: which m-line carries which slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackDesc {
+    pub mid: String,
+    pub key: SlotKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Removed by the layer above (leave, replaced, class closed).
+    Removed,
+    /// ICE stayed disconnected longer than `DISCONNECT_GRACE`.
+    Timeout,
+    /// The remote closed DTLS, or the WebRTC stack failed.
+    Closed,
+}
+
+/// What the core tells the layer above.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SfuEvent {
+    /// A (re)offer for a subscriber connection; answer with `Sfu::accept_answer`.
+    SubscribeOffer { peer: PeerId, sdp: String, tracks: Vec<TrackDesc> },
+    /// A slot gained or lost its feed.
+    SourceState { room: RoomId, key: SlotKey, live: bool },
+    /// DTLS is up: media can flow.
+    PeerConnected { peer: PeerId },
+    /// The connection is gone; forget its ufrag and addresses.
+    PeerClosed { peer: PeerId, room: RoomId, ufrag: String, addrs: Vec<SocketAddr>, reason: CloseReason },
+}
+
+pub struct Sfu {
+    config: SfuConfig,
+    counters: Arc<SfuCounters>,
+    peers: HashMap<PeerId, Peer>,
+    rooms: HashMap<RoomId, Room>,
+    by_ufrag: HashMap<String, PeerId>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    next_id: u64,
+    seed: u64,
+    dirty: Vec<PeerId>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SfuEvent>,
+}
+
+impl Sfu {
+    pub fn new(config: SfuConfig) -> Self {
+        str0m::crypto::from_feature_flags().install_process_default();
+        let next_id = config.id_base;
+        Sfu {
+            config,
+            counters: Arc::default(),
+            peers: HashMap::new(),
+            rooms: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            next_id,
+            seed: 0x9e37_79b9_7f4a_7c15,
+            dirty: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Counters of this core, shared with the metrics endpoint.
+    pub fn counters(&self) -> Arc<SfuCounters> {
+        self.counters.clone()
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// The server-side ICE ufrag of a peer (the socket driver routes STUN by it).
+    pub fn peer_ufrag(&self, peer: PeerId) -> Option<&str> {
+        self.peers.get(&peer).map(|p| p.ufrag.as_str())
+    }
+
+    /// Number of tracks received from publishers, for metrics.
+    pub fn track_count(&self) -> usize {
+        self.peers.values().map(|p| p.tracks_in.len()).sum()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<SfuEvent> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next (`None`: nothing scheduled).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let peers = self.peers.values().map(|p| p.next_timeout);
+        let keyframes = self.peers.values().flat_map(|p| p.tracks_in.values()).filter_map(|t| t.keyframes.poll_timeout());
+        let grace = self.peers.values().filter_map(|p| p.disconnected_at.map(|t| t + DISCONNECT_GRACE));
+        peers.chain(keyframes).chain(grace).min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self.peers.values().filter(|p| p.next_timeout <= now).map(|p| p.id).collect();
+        for id in due {
+            self.feed_rtc(id, Input::Timeout(now));
+        }
+        self.send_due_keyframe_requests(now);
+        self.close_stale_peers(now);
+        self.drain(now);
+    }
+
+    /// One datagram received on the shared media port.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+        let kind = classify(data);
+        if kind == DatagramKind::Other {
+            self.counters.dropped(DropReason::Unrecognized);
+            return;
+        }
+        let Some(id) = self.peer_for(kind, source, data) else {
+            self.counters.dropped(DropReason::UnknownSource);
+            return;
+        };
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            self.counters.dropped(DropReason::Unrecognized);
+            return;
+        };
+        let receive = Receive { proto: Protocol::Udp, source, destination, contents };
+        self.feed_rtc(id, Input::Receive(now, receive));
+        self.drain(now);
+    }
+
+    /// STUN is routed by ufrag (learning the address), everything else by address.
+    fn peer_for(&mut self, kind: DatagramKind, source: SocketAddr, data: &[u8]) -> Option<PeerId> {
+        let by_ufrag = (kind == DatagramKind::Stun).then(|| stun_server_ufrag(data)).flatten();
+        let Some(id) = by_ufrag.and_then(|u| self.by_ufrag.get(u).copied()) else {
+            return self.by_addr.get(&source).copied();
+        };
+        if self.by_addr.insert(source, id) != Some(id) {
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.addrs.push(source);
+            }
+        }
+        Some(id)
+    }
+
+    fn feed_rtc(&mut self, id: PeerId, input: Input) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if peer.rtc.handle_input(input).is_err() {
+            self.counters.dropped(DropReason::Rejected);
+        }
+        self.mark_dirty(id);
+    }
+
+    fn mark_dirty(&mut self, id: PeerId) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            if !p.dirty {
+                p.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    /// Drain every touched `Rtc` until it has nothing more to say.
+    fn drain(&mut self, now: Instant) {
+        while let Some(id) = self.dirty.pop() {
+            self.drain_peer(id, now);
+        }
+    }
+
+    fn drain_peer(&mut self, id: PeerId, now: Instant) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else { return };
+            peer.dirty = false;
+            if !peer.rtc.is_alive() {
+                self.close_peer(id, CloseReason::Closed);
+                return;
+            }
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    peer.next_timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => self.transmits.push_back(t),
+                Ok(Output::Event(e)) => self.on_rtc_event(id, e, now),
+                Err(e) => {
+                    tracing::warn!(peer = %id, error = %e, "webrtc connection failed");
+                    self.close_peer(id, CloseReason::Closed);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close_stale_peers(&mut self, now: Instant) {
+        let stale: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|p| p.disconnected_at.is_some_and(|t| now >= t + DISCONNECT_GRACE))
+            .map(|p| p.id)
+            .collect();
+        for id in stale {
+            self.close_peer(id, CloseReason::Timeout);
+        }
+    }
+
+    /// Remove a connection at the request of the layer above.
+    pub fn remove_peer(&mut self, id: PeerId, now: Instant) {
+        self.close_peer(id, CloseReason::Removed);
+        self.drain(now);
+    }
+
+    /// Remove every connection of a room (the class was deleted).
+    pub fn close_room(&mut self, room: &str, now: Instant) {
+        let ids: Vec<PeerId> = self.rooms.get(room).map(|r| r.peers.clone()).unwrap_or_default();
+        for id in ids {
+            self.close_peer(id, CloseReason::Removed);
+        }
+        self.rooms.remove(room);
+        self.drain(now);
+    }
+
+    fn close_peer(&mut self, id: PeerId, reason: CloseReason) {
+        let Some(mut peer) = self.peers.remove(&id) else { return };
+        peer.rtc.disconnect();
+        self.by_ufrag.remove(&peer.ufrag);
+        for a in &peer.addrs {
+            if self.by_addr.get(a) == Some(&id) {
+                self.by_addr.remove(a);
+            }
+        }
+        self.detach_from_room(&peer);
+        tracing::info!(peer = %id, room = %peer.room, participant = %peer.participant, ?reason, "connection closed");
+        let (room, ufrag, addrs) = (peer.room, peer.ufrag, peer.addrs);
+        self.events.push_back(SfuEvent::PeerClosed { peer: id, room, ufrag, addrs, reason });
+    }
+
+    fn detach_from_room(&mut self, peer: &Peer) {
+        let Some(room) = self.rooms.get_mut(&peer.room) else { return };
+        room.peers.retain(|p| *p != peer.id);
+        for (key, slot) in room.slots.iter_mut() {
+            slot.detach_peer(peer.id);
+            if slot.feed.is_some_and(|f| f.peer == peer.id) {
+                slot.feed = None;
+                self.events.push_back(SfuEvent::SourceState { room: peer.room.clone(), key: key.clone(), live: false });
+            }
+        }
+        if room.peers.is_empty() {
+            self.rooms.remove(&peer.room);
+        }
+    }
+
+    /// A new connection in `room`, registered for demultiplexing.
+    fn create_peer(&mut self, now: Instant, room: &RoomId, participant: &str, kind: PeerKind) -> PeerId {
+        let id = PeerId(self.next_id);
+        self.next_id += 1;
+        let rtc = peer::build_rtc(now, &self.config.candidates);
+        let peer = Peer::new(id, room.clone(), participant.into(), kind, rtc, now);
+        self.by_ufrag.insert(peer.ufrag.clone(), id);
+        self.peers.insert(id, peer);
+        self.rooms.entry(room.clone()).or_insert_with(Room::new).peers.push(id);
+        self.dirty.push(id);
+        id
+    }
+
+    /// A pseudo-random 16-bit value (initial sequence numbers).
+    fn next_random_u16(&mut self) -> u16 {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        (self.seed >> 32) as u16
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+//! One WebRTC connection (a str0m `Rtc`) and the tracks it carries.
+//!
+//! A peer is either a *publisher* (media flows in; its m-lines are tagged with
+//! sources) or a *subscriber* (media flows out on down tracks bound to slots).
+//!
+//! Invariants:
+//! - The server side is ICE-lite with only the configured host candidates.
+//! - Codecs are limited to what the forwarder understands: Opus, H.264
+//!   packetization-mode 1 (constrained baseline, baseline, main) and VP8.
+//! - Down tracks of a subscriber are only written once negotiated; until then
+//!   packets for them are dropped as `SubscriberNotReady`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::change::SdpPendingOffer;
+use str0m::format::{Codec, PayloadParams};
+use str0m::media::{MediaKind, Mid, Pt};
+use str0m::{Candidate, Rtc, RtcConfig};
+
+use super::forward::keyframe::{KEYFRAME_REQUEST_INTERVAL, KeyframeThrottle, VideoCodec};
+use super::forward::rewrite::RtpRewriter;
+use super::room::{Policy, SlotKey};
+use super::{PeerId, RoomId};
+use crate::signaling::protocol::Source;
+
+/// The codec of a publisher's payload type, as needed to pick the subscriber's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecKey {
+    pub codec: Codec,
+    pub profile_level_id: Option<u32>,
+    pub clock_rate: u32,
+}
+
+impl CodecKey {
+    pub fn of(p: &PayloadParams) -> CodecKey {
+        let spec = p.spec();
+        CodecKey { codec: spec.codec, profile_level_id: spec.format.profile_level_id, clock_rate: spec.clock_rate.get() }
+    }
+
+    pub fn video(&self) -> Option<VideoCodec> {
+        match self.codec {
+            Codec::H264 => Some(VideoCodec::H264),
+            Codec::Vp8 => Some(VideoCodec::Vp8),
+            _ => None,
+        }
+    }
+}
+
+/// A track received from a publisher.
+#[derive(Debug)]
+pub struct TrackIn {
+    pub source: Source,
+    /// Unique per track instance: a new instance is a new source for rewriters.
+    pub generation: u64,
+    pub keyframes: KeyframeThrottle,
+    codecs: HashMap<Pt, Option<CodecKey>>,
+}
+
+impl TrackIn {
+    pub fn new(source: Source, generation: u64) -> Self {
+        TrackIn { source, generation, keyframes: KeyframeThrottle::new(KEYFRAME_REQUEST_INTERVAL), codecs: HashMap::new() }
+    }
+
+    /// The codec of a payload type in this publisher's session (cached).
+    pub fn codec(&mut self, rtc: &Rtc, pt: Pt) -> Option<CodecKey> {
+        *self.codecs.entry(pt).or_insert_with(|| rtc.codec_config().find(|p| p.pt() == pt).map(CodecKey::of))
+    }
+}
+
+/// A track sent to a subscriber, bound to a slot.
+#[derive(Debug)]
+pub struct DownTrack {
+    pub slot: SlotKey,
+    pub rewriter: RtpRewriter,
+    pub negotiated: bool,
+    pub paused: bool,
+    pub awaiting_keyframe: bool,
+    pts: Vec<(CodecKey, Option<Pt>)>,
+}
+
+impl DownTrack {
+    pub fn new(slot: SlotKey, initial_seq: u16) -> Self {
+        DownTrack { slot, rewriter: RtpRewriter::new(initial_seq), negotiated: false, paused: false, awaiting_keyframe: true, pts: Vec::new() }
+    }
+
+    /// The subscriber's payload type for the publisher's codec (cached until renegotiation).
+    pub fn pt_for(&mut self, rtc: &Rtc, mid: Mid, codec: CodecKey) -> Option<Pt> {
+        if let Some((_, pt)) = self.pts.iter().find(|(c, _)| *c == codec) {
+            return *pt;
+        }
+        let pt = matching_pt(rtc, mid, codec);
+        self.pts.push((codec, pt));
+        pt
+    }
+
+    pub fn renegotiated(&mut self) {
+        self.negotiated = true;
+        self.pts.clear();
+    }
+}
+
+/// Prefer the exact codec (same H.264 profile), else the same codec name.
+fn matching_pt(rtc: &Rtc, mid: Mid, want: CodecKey) -> Option<Pt> {
+    let remote = rtc.media(mid)?.remote_pts();
+    let candidates: Vec<&PayloadParams> =
+        remote.iter().filter_map(|pt| rtc.codec_config().find(|p| p.pt() == *pt)).collect();
+    let exact = candidates.iter().find(|p| CodecKey::of(p) == want);
+    let same = candidates.iter().find(|p| p.spec().codec == want.codec);
+    exact.or(same).map(|p| p.pt())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerKind {
+    Publisher,
+    Subscriber(Policy),
+}
+
+#[derive(Debug)]
+pub struct Peer {
+    pub id: PeerId,
+    pub room: RoomId,
+    /// Participant identity (`main`, classroom id, observer id).
+    pub participant: std::sync::Arc<str>,
+    pub kind: PeerKind,
+    pub rtc: Rtc,
+    pub ufrag: String,
+    pub addrs: Vec<SocketAddr>,
+    pub connected: bool,
+    /// Since when ICE reports the connection lost (closed after a grace period).
+    pub disconnected_at: Option<Instant>,
+    /// Publisher: maps the remote NTP clock of sender reports onto ours.
+    pub ntp_anchor: Option<(std::time::SystemTime, Instant)>,
+    pub next_timeout: Instant,
+    pub dirty: bool,
+    /// Publisher: the source of each offered mid, and the tracks received.
+    pub source_tags: HashMap<Mid, Source>,
+    pub tracks_in: HashMap<Mid, TrackIn>,
+    /// Subscriber: tracks sent, and slots waiting for the next offer.
+    pub down: HashMap<Mid, DownTrack>,
+    pub to_add: Vec<SlotKey>,
+    pub pending_offer: Option<SdpPendingOffer>,
+}
+
+impl Peer {
+    pub fn new(id: PeerId, room: RoomId, participant: std::sync::Arc<str>, kind: PeerKind, mut rtc: Rtc, now: Instant) -> Self {
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        Peer {
+            id,
+            room,
+            participant,
+            kind,
+            rtc,
+            ufrag,
+            addrs: Vec::new(),
+            connected: false,
+            disconnected_at: None,
+            ntp_anchor: None,
+            next_timeout: now,
+            dirty: true,
+            source_tags: HashMap::new(),
+            tracks_in: HashMap::new(),
+            down: HashMap::new(),
+            to_add: Vec::new(),
+            pending_offer: None,
+        }
+    }
+
+    pub fn policy(&self) -> Option<&Policy> {
+        match &self.kind {
+            PeerKind::Subscriber(p) => Some(p),
+            PeerKind::Publisher => None,
+        }
+    }
+}
+
+/// Build the `Rtc` for one peer: RTP mode, ICE-lite, forwarded codecs only.
+pub fn build_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
+    let mut config = RtcConfig::new().set_rtp_mode(true).set_ice_lite(true).clear_codecs().enable_opus(true, false);
+    let codecs = config.codec_config();
+    for (pt, rtx, profile_level_id) in [(127u8, 121u8, 0x42e01f), (125, 107, 0x42001f), (123, 119, 0x4d001f)] {
+        codecs.add_h264(pt.into(), Some(rtx.into()), true, profile_level_id);
+    }
+    let mut rtc = config.enable_vp8(true).build(now);
+    for addr in candidates {
+        // A host candidate from a valid socket address is always accepted.
+        if let Ok(c) = Candidate::host(*addr, "udp") {
+            rtc.add_local_candidate(c);
+        }
+    }
+    rtc
+}
+
+pub fn media_kind_of(source: Source) -> MediaKind {
+    if source.is_audio() { MediaKind::Audio } else { MediaKind::Video }
+}

@@ -1,0 +1,197 @@
+//! Rooms and slots: which publisher track feeds which subscribers.
+//!
+//! A *slot* is a stable name for a source in a class (`main/camera`,
+//! `<classroom>/mic`, `spotlight/camera`). Subscribers attach to slots, never to
+//! publisher tracks, so a publisher that reconnects (or a spotlight that moves to
+//! another classroom) continues on the subscribers' existing tracks.
+//!
+//! Invariants:
+//! - A slot has at most one feed (publisher peer + mid) at a time; binding a new
+//!   feed replaces the old one.
+//! - Subscriber lists are copy-on-write `Arc<[..]>`: the forwarding path clones
+//!   the `Arc`, never the list, and never holds a borrow of the room while writing
+//!   to subscribers.
+//! - `spotlight/*` slots exist from the room's creation and have no feed of their
+//!   own: the called-on classroom's camera and mic are routed to them per packet.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use str0m::media::{MediaKind, Mid};
+
+use super::PeerId;
+use crate::signaling::protocol::Source;
+
+/// Owner name of the spotlight slots.
+pub const SPOTLIGHT: &str = "spotlight";
+/// Participant identity of the main classroom.
+pub const MAIN: &str = "main";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotKey {
+    pub owner: String,
+    pub source: Source,
+}
+
+impl SlotKey {
+    pub fn new(owner: &str, source: Source) -> Self {
+        SlotKey { owner: owner.to_string(), source }
+    }
+
+    pub fn kind(&self) -> MediaKind {
+        if self.source.is_audio() { MediaKind::Audio } else { MediaKind::Video }
+    }
+
+    /// The spotlight slot this source is routed to when its owner is called on.
+    pub fn spotlight_of(source: Source) -> Option<SlotKey> {
+        matches!(source, Source::Camera | Source::Mic).then(|| SlotKey::new(SPOTLIGHT, source))
+    }
+
+    /// Parse `owner/source` (as sent by clients in subscribe/unsubscribe).
+    pub fn parse(s: &str) -> Option<SlotKey> {
+        let (owner, source) = s.rsplit_once('/')?;
+        let source = Source::ALL.into_iter().find(|x| x.as_str() == source)?;
+        (!owner.is_empty()).then(|| SlotKey::new(owner, source))
+    }
+}
+
+impl fmt::Display for SlotKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.source.as_str())
+    }
+}
+
+/// The publisher track currently feeding a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feed {
+    pub peer: PeerId,
+    pub mid: Mid,
+}
+
+/// A subscriber's track attached to a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownRef {
+    pub peer: PeerId,
+    pub mid: Mid,
+}
+
+#[derive(Debug, Default)]
+pub struct Slot {
+    pub feed: Option<Feed>,
+    pub subscribers: Arc<[DownRef]>,
+    /// Whether subscribers were offered this slot (it has had a feed once).
+    pub announced: bool,
+}
+
+impl Slot {
+    pub fn attach(&mut self, down: DownRef) {
+        let mut v = self.subscribers.to_vec();
+        v.push(down);
+        self.subscribers = v.into();
+    }
+
+    pub fn detach_peer(&mut self, peer: PeerId) {
+        if self.subscribers.iter().any(|d| d.peer == peer) {
+            self.subscribers = self.subscribers.iter().filter(|d| d.peer != peer).copied().collect();
+        }
+    }
+}
+
+/// What a subscriber connection receives automatically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Policy {
+    /// The teacher: every classroom's camera and mic.
+    Main,
+    /// A listening classroom (its own id) or an observer (`None`): main's sources and the spotlight.
+    Audience { own_id: Option<String> },
+    /// A WHEP viewer: slots fixed by its offer, nothing added later.
+    Fixed,
+}
+
+impl Policy {
+    pub fn wants(&self, key: &SlotKey) -> bool {
+        match self {
+            Policy::Main => key.owner != MAIN && key.owner != SPOTLIGHT,
+            Policy::Audience { own_id } => {
+                (key.owner == MAIN || key.owner == SPOTLIGHT) && own_id.as_deref() != Some(key.owner.as_str())
+            }
+            Policy::Fixed => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Room {
+    pub slots: HashMap<SlotKey, Slot>,
+    /// The classroom currently called on.
+    pub spotlight: Option<String>,
+    pub peers: Vec<PeerId>,
+}
+
+impl Room {
+    pub fn new() -> Self {
+        let mut slots = HashMap::new();
+        for source in [Source::Camera, Source::Mic] {
+            slots.insert(SlotKey::new(SPOTLIGHT, source), Slot { announced: true, ..Slot::default() });
+        }
+        Room { slots, spotlight: None, peers: Vec::new() }
+    }
+
+    /// Slots a packet from `owner`'s `source` goes to: its own, plus the spotlight
+    /// slot when `owner` is called on.
+    pub fn targets(&self, owner: &str, source: Source) -> [Option<SlotKey>; 2] {
+        let own = Some(SlotKey::new(owner, source));
+        let spot = (self.spotlight.as_deref() == Some(owner)).then(|| SlotKey::spotlight_of(source)).flatten();
+        [own, spot]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_route_as_the_protocol_says() {
+        let cam = |o: &str| SlotKey::new(o, Source::Camera);
+        let classroom = Policy::Audience { own_id: Some("c2".into()) };
+        assert!(classroom.wants(&cam(MAIN)));
+        assert!(classroom.wants(&cam(SPOTLIGHT)));
+        assert!(!classroom.wants(&cam("c2")));
+        assert!(!classroom.wants(&cam("c3")));
+        assert!(Policy::Main.wants(&cam("c3")));
+        assert!(!Policy::Main.wants(&cam(MAIN)));
+        assert!(!Policy::Main.wants(&cam(SPOTLIGHT)));
+        assert!(!Policy::Fixed.wants(&cam(MAIN)));
+    }
+
+    #[test]
+    fn slot_keys_round_trip() {
+        let k = SlotKey::new("room-7", Source::Board);
+        assert_eq!(SlotKey::parse(&k.to_string()), Some(k));
+        assert_eq!(SlotKey::parse("main/unknown"), None);
+        assert_eq!(SlotKey::parse("/mic"), None);
+    }
+
+    #[test]
+    fn called_on_classroom_also_feeds_spotlight() {
+        let mut r = Room::new();
+        assert_eq!(r.targets("c1", Source::Camera)[1], None);
+        r.spotlight = Some("c1".into());
+        assert_eq!(r.targets("c1", Source::Camera)[1], Some(SlotKey::new(SPOTLIGHT, Source::Camera)));
+        assert_eq!(r.targets("c1", Source::Mic)[1], Some(SlotKey::new(SPOTLIGHT, Source::Mic)));
+        assert_eq!(r.targets("c2", Source::Camera)[1], None);
+    }
+
+    #[test]
+    fn copy_on_write_detach() {
+        let mut s = Slot::default();
+        let (a, b) = (PeerId(1), PeerId(2));
+        s.attach(DownRef { peer: a, mid: Mid::from("0") });
+        s.attach(DownRef { peer: b, mid: Mid::from("1") });
+        let snapshot = s.subscribers.clone();
+        s.detach_peer(a);
+        assert_eq!(snapshot.len(), 2);
+        assert_eq!(s.subscribers.len(), 1);
+    }
+}

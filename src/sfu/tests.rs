@@ -1,0 +1,415 @@
+//! Tests of the core with real str0m peers on a simulated network: no sockets,
+//! explicit time, synthetic H.264 and Opus packets.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+
+use super::room::{MAIN, Policy, SlotKey};
+use super::stats::DropReason;
+use super::{PeerId, PublishRequest, Sfu, SfuConfig, SfuEvent};
+use crate::signaling::protocol::Source;
+
+const SERVER: &str = "127.0.0.1:5000";
+const MS: Duration = Duration::from_millis(1);
+
+/// A received RTP packet as a test client sees it.
+#[derive(Debug, Clone)]
+struct Got {
+    mid: Mid,
+    seq: u64,
+    ts: u32,
+    ssrc: u32,
+    payload: Vec<u8>,
+}
+
+struct Client {
+    rtc: Rtc,
+    addr: SocketAddr,
+    got: Vec<Got>,
+    keyframe_requests: usize,
+    /// Server→client RTP sequence numbers to drop once on the wire.
+    drop_once: Vec<u16>,
+}
+
+struct Net {
+    sfu: Sfu,
+    clients: Vec<Client>,
+    now: Instant,
+    events: Vec<SfuEvent>,
+    room: super::RoomId,
+    /// Subscriber connections and the client that answers their offers.
+    subscribers: Vec<(PeerId, usize)>,
+}
+
+fn client_rtc(now: Instant) -> Rtc {
+    let mut config = RtcConfig::new().set_rtp_mode(true).clear_codecs().enable_opus(true, false);
+    config.codec_config().add_h264(127.into(), Some(121.into()), true, 0x42e01f);
+    config.build(now)
+}
+
+impl Net {
+    fn new() -> Net {
+        let now = Instant::now();
+        let config = SfuConfig { candidates: vec![SERVER.parse().unwrap()], id_base: 1 };
+        Net { sfu: Sfu::new(config), clients: Vec::new(), now, events: Vec::new(), room: "class-1".into(), subscribers: Vec::new() }
+    }
+
+    fn add_client(&mut self) -> usize {
+        let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + self.clients.len()).parse().unwrap();
+        let mut rtc = client_rtc(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        self.clients.push(Client { rtc, addr, got: Vec::new(), keyframe_requests: 0, drop_once: Vec::new() });
+        self.clients.len() - 1
+    }
+
+    /// Client `c` publishes the given sources; returns its publish connection and mids.
+    fn publish(&mut self, c: usize, participant: &str, sources: &[Source]) -> (PeerId, Vec<Mid>) {
+        let mut api = self.clients[c].rtc.sdp_api();
+        let mids: Vec<Mid> = sources
+            .iter()
+            .map(|s| {
+                let kind = if s.is_audio() { MediaKind::Audio } else { MediaKind::Video };
+                api.add_media(kind, Direction::SendOnly, None, None, None)
+            })
+            .collect();
+        let (offer, pending) = api.apply().unwrap();
+        let req = PublishRequest {
+            room: self.room.clone(),
+            participant: participant.into(),
+            peer: None,
+            offer: offer.to_sdp_string(),
+            sources: mids.iter().zip(sources).map(|(m, s)| (m.to_string(), *s)).collect(),
+        };
+        let (peer, answer) = self.sfu.publish(self.now, req).unwrap();
+        let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
+        self.clients[c].rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        (peer, mids)
+    }
+
+    /// Client `c` subscribes with `policy`; offers are answered as they come.
+    fn subscribe(&mut self, c: usize, participant: &str, policy: Policy) -> PeerId {
+        // Register before the call: the first offer is emitted by `subscribe` itself.
+        let room = self.room.clone();
+        let next = super::PeerId(self.sfu.next_id);
+        self.subscribers.push((next, c));
+        let peer = self.sfu.subscribe(self.now, &room, participant, policy);
+        assert_eq!(peer, next);
+        self.deliver_server_output();
+        peer
+    }
+
+    fn step(&mut self) {
+        self.now += MS;
+        let now = self.now;
+        self.sfu.handle_timeout(now);
+        for c in 0..self.clients.len() {
+            self.clients[c].rtc.handle_input(Input::Timeout(now)).unwrap();
+            self.drain_client(c);
+        }
+        self.deliver_server_output();
+    }
+
+    fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.step();
+        }
+    }
+
+    fn drain_client(&mut self, c: usize) {
+        loop {
+            let out = self.clients[c].rtc.poll_output().unwrap();
+            match out {
+                Output::Timeout(_) => return,
+                Output::Transmit(t) => {
+                    let server: SocketAddr = SERVER.parse().unwrap();
+                    self.sfu.handle_datagram(self.now, t.source, server, &t.contents);
+                }
+                Output::Event(Event::RtpPacket(p)) => {
+                    let client = &mut self.clients[c];
+                    let mid = client.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid()).unwrap();
+                    let got = Got { mid, seq: *p.seq_no, ts: p.header.timestamp, ssrc: *p.header.ssrc, payload: p.payload.to_vec() };
+                    client.got.push(got);
+                }
+                Output::Event(Event::KeyframeRequest(_)) => self.clients[c].keyframe_requests += 1,
+                Output::Event(_) => {}
+            }
+        }
+    }
+
+    fn deliver_server_output(&mut self) {
+        while let Some(e) = self.sfu.poll_event() {
+            self.on_event(e);
+        }
+        while let Some(t) = self.sfu.poll_transmit() {
+            let Some(c) = self.clients.iter().position(|c| c.addr == t.destination) else { continue };
+            if self.should_drop(c, &t.contents) {
+                continue;
+            }
+            let recv = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents).unwrap();
+            let _ = self.clients[c].rtc.handle_input(Input::Receive(self.now, recv));
+            self.drain_client(c);
+            while let Some(e) = self.sfu.poll_event() {
+                self.on_event(e);
+            }
+        }
+    }
+
+    fn should_drop(&mut self, c: usize, data: &[u8]) -> bool {
+        let is_rtp = data.len() > 12 && data[0] >> 6 == 2 && !(192..=223).contains(&data[1]);
+        let seq = u16::from_be_bytes([data.get(2).copied().unwrap_or(0), data.get(3).copied().unwrap_or(0)]);
+        let list = &mut self.clients[c].drop_once;
+        match list.iter().position(|s| is_rtp && *s == seq && data[1] & 0x7f == 127) {
+            Some(i) => {
+                list.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn on_event(&mut self, e: SfuEvent) {
+        if let SfuEvent::SubscribeOffer { peer, sdp, .. } = &e {
+            let c = self.subscribers.iter().find(|(p, _)| p == peer).map(|(_, c)| *c).unwrap();
+            let offer = SdpOffer::from_sdp_string(sdp).unwrap();
+            let answer = self.clients[c].rtc.sdp_api().accept_offer(offer).unwrap();
+            self.sfu.accept_answer(self.now, *peer, &answer.to_sdp_string()).unwrap();
+            self.drain_client(c);
+        }
+        self.events.push(e);
+    }
+
+    /// Client `c` sends one RTP packet on `mid`.
+    fn send(&mut self, c: usize, mid: Mid, seq: u64, ts: u32, payload: &[u8]) {
+        let now = self.now;
+        let rtc = &mut self.clients[c].rtc;
+        let kind = rtc.media(mid).unwrap().kind();
+        let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::H264 };
+        let pt = rtc.codec_config().find(|p| p.spec().codec == codec).unwrap().pt();
+        let write = RtpWrite::new(pt, seq.into(), ts, now, payload.to_vec()).marker(true).nackable(true);
+        rtc.direct_api().stream_tx_by_mid(mid, None).unwrap().write_rtp(write);
+        self.drain_client(c);
+        self.deliver_server_output();
+    }
+
+    /// Send `frames` single-packet video frames at 30 fps, first one a keyframe if `key`.
+    fn send_video(&mut self, c: usize, mid: Mid, first_seq: u64, first_ts: u32, frames: u64, key: bool) {
+        for i in 0..frames {
+            let payload: &[u8] = if key && i == 0 { &[0x67, 0x42, 0xe0, 0x1f] } else { &[0x41, 0x9a, 0x00, i as u8] };
+            self.send(c, mid, first_seq + i, first_ts.wrapping_add(3000 * i as u32), payload);
+            self.run(33 * MS);
+        }
+    }
+
+    fn got(&self, c: usize, mid: Mid) -> Vec<Got> {
+        self.clients[c].got.iter().filter(|g| g.mid == mid).cloned().collect()
+    }
+
+    fn down_mid(&self, peer: PeerId, key: &str) -> Mid {
+        let key = SlotKey::parse(key).unwrap();
+        let tracks = self.events.iter().rev().find_map(|e| match e {
+            SfuEvent::SubscribeOffer { peer: p, tracks, .. } if *p == peer => Some(tracks.clone()),
+            _ => None,
+        });
+        let mid = tracks.unwrap().into_iter().find(|t| t.key == key).unwrap().mid;
+        Mid::from(mid.as_str())
+    }
+}
+
+const KEY: &[u8] = &[0x67, 0x42, 0xe0, 0x1f];
+
+fn audience(own: &str) -> Policy {
+    Policy::Audience { own_id: Some(own.into()) }
+}
+
+/// Teacher publishing camera + mic, one classroom subscribed and connected.
+fn teacher_and_classroom() -> (Net, Vec<Mid>, PeerId, PeerId) {
+    let mut net = Net::new();
+    let teacher = net.add_client();
+    let classroom = net.add_client();
+    let (pubp, mids) = net.publish(teacher, MAIN, &[Source::Camera, Source::Mic]);
+    let sub = net.subscribe(classroom, "c1", audience("c1"));
+    net.run(1500 * MS);
+    (net, mids, pubp, sub)
+}
+
+#[test]
+fn media_flows_from_teacher_to_classroom_unchanged() {
+    let (mut net, mids, _, sub) = teacher_and_classroom();
+    net.send_video(0, mids[0], 100, 9000, 10, true);
+    net.send(0, mids[1], 500, 48_000, &[0xf8, 0xff, 0xfe]);
+    net.run(100 * MS);
+    let video = net.got(1, net.down_mid(sub, "main/camera"));
+    assert_eq!(video.len(), 10);
+    assert_eq!(video[0].payload, KEY);
+    assert!(video.windows(2).all(|w| w[1].seq == w[0].seq + 1 && w[1].ts.wrapping_sub(w[0].ts) == 3000));
+    let audio = net.got(1, net.down_mid(sub, "main/mic"));
+    assert_eq!(audio.len(), 1);
+    assert_eq!(audio[0].payload, [0xf8, 0xff, 0xfe]);
+    assert!(net.sfu.counters().packets_forwarded.load(std::sync::atomic::Ordering::Relaxed) >= 11);
+}
+
+#[test]
+fn publisher_restart_continues_the_same_subscriber_stream() {
+    let (mut net, mids, pubp, sub) = teacher_and_classroom();
+    net.send_video(0, mids[0], 40_000, 1_000_000, 5, true);
+    net.sfu.remove_peer(pubp, net.now);
+    net.run(300 * MS);
+    // The teacher's page reloads: a new connection with fresh numbering.
+    let reloaded = net.add_client();
+    let (_, mids2) = net.publish(reloaded, MAIN, &[Source::Camera, Source::Mic]);
+    net.run(1500 * MS);
+    net.send_video(reloaded, mids2[0], 7, 123, 5, true);
+    let video = net.got(1, net.down_mid(sub, "main/camera"));
+    assert_eq!(video.len(), 10, "all frames of both sessions arrive on one track");
+    assert!(video.iter().all(|g| g.ssrc == video[0].ssrc), "same subscriber SSRC");
+    assert!(video.windows(2).all(|w| w[1].seq == w[0].seq + 1), "no sequence gap across the restart");
+    assert!(video.windows(2).all(|w| {
+        let d = w[1].ts.wrapping_sub(w[0].ts);
+        d > 0 && d < u32::MAX / 2
+    }), "timestamps only move forward");
+    let gap = video[5].ts.wrapping_sub(video[4].ts);
+    assert!(gap >= 90_000, "the pause of ~1.8 s shows in the timestamps: {gap}");
+}
+
+#[test]
+fn late_subscriber_waits_for_keyframe_and_asks_for_one() {
+    let mut net = Net::new();
+    let teacher = net.add_client();
+    let (_, mids) = net.publish(teacher, MAIN, &[Source::Camera]);
+    net.run(1500 * MS);
+    net.send_video(teacher, mids[0], 1, 0, 3, true);
+    let classroom = net.add_client();
+    let sub = net.subscribe(classroom, "c1", audience("c1"));
+    net.run(1500 * MS);
+    let before = net.clients[teacher].keyframe_requests;
+    net.send_video(teacher, mids[0], 4, 9000, 5, false);
+    let counters = net.sfu.counters();
+    assert!(counters.drops(DropReason::AwaitingKeyframe) >= 4);
+    assert!(net.got(classroom, net.down_mid(sub, "main/camera")).is_empty());
+    net.run(600 * MS);
+    assert!(net.clients[teacher].keyframe_requests > before, "publisher was asked for a keyframe");
+    net.send_video(teacher, mids[0], 9, 24_000, 3, true);
+    let got = net.got(classroom, net.down_mid(sub, "main/camera"));
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].payload, KEY);
+}
+
+#[test]
+fn keyframe_requests_from_many_subscribers_are_throttled() {
+    let mut net = Net::new();
+    let teacher = net.add_client();
+    let (_, mids) = net.publish(teacher, MAIN, &[Source::Camera]);
+    let subs: Vec<(usize, PeerId)> = (0..4)
+        .map(|i| {
+            let c = net.add_client();
+            (c, net.subscribe(c, &format!("c{i}"), audience(&format!("c{i}"))))
+        })
+        .collect();
+    net.run(1500 * MS);
+    net.send_video(teacher, mids[0], 1, 0, 2, true);
+    net.run(1000 * MS);
+    let before = net.clients[teacher].keyframe_requests;
+    // Every subscriber sends a PLI every 20 ms for 2 s: 400 requests.
+    for _ in 0..100 {
+        for (c, sub) in &subs {
+            let mid = net.down_mid(*sub, "main/camera");
+            if let Some(rx) = net.clients[*c].rtc.direct_api().stream_rx_by_mid(mid, None) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+            }
+        }
+        net.run(20 * MS);
+    }
+    net.run(600 * MS);
+    let forwarded = net.clients[teacher].keyframe_requests - before;
+    let received = net.sfu.counters().keyframe_requests_received.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(received >= 40, "subscribers' PLIs reached the SFU: {received}");
+    assert!((2..=6).contains(&forwarded), "at most one request per 500 ms reached the publisher: {forwarded}");
+}
+
+#[test]
+fn lost_packet_is_retransmitted_from_the_sfu_buffer() {
+    let (mut net, mids, _, sub) = teacher_and_classroom();
+    net.send_video(0, mids[0], 1, 0, 3, true);
+    let first = net.got(1, net.down_mid(sub, "main/camera"));
+    let next_out = (first.last().unwrap().seq + 1) as u16;
+    // The wire to the classroom loses the next packet once.
+    net.clients[1].drop_once.push(next_out.wrapping_add(1));
+    net.send_video(0, mids[0], 4, 9000, 6, false);
+    net.run(500 * MS);
+    let mut seqs: Vec<u64> = net.got(1, net.down_mid(sub, "main/camera")).iter().map(|g| g.seq).collect();
+    assert!(net.clients[1].drop_once.is_empty(), "the packet was dropped on the wire");
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 9, "the lost packet was repaired by NACK from the SFU");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+}
+
+#[test]
+fn called_on_classroom_reaches_other_classrooms_but_not_itself() {
+    let mut net = Net::new();
+    let (teacher, c1, c2) = (net.add_client(), net.add_client(), net.add_client());
+    let c2_pub = net.add_client();
+    let t_sub = net.subscribe(teacher, MAIN, Policy::Main);
+    let s1 = net.subscribe(c1, "c1", audience("c1"));
+    let s2 = net.subscribe(c2, "c2", audience("c2"));
+    let (_, mids) = net.publish(c2_pub, "c2", &[Source::Camera]);
+    net.run(1500 * MS);
+    net.send_video(c2_pub, mids[0], 1, 0, 3, true);
+    assert_eq!(net.got(teacher, net.down_mid(t_sub, "c2/camera")).len(), 3, "teacher sees every classroom");
+    let spot1 = net.down_mid(s1, "spotlight/camera");
+    assert!(net.got(c1, spot1).is_empty(), "nobody called on yet");
+    net.sfu.set_spotlight(net.now, &net.room.clone(), Some("c2".into()));
+    net.run(100 * MS);
+    net.send_video(c2_pub, mids[0], 4, 9000, 3, true);
+    assert_eq!(net.got(c1, spot1).len(), 3, "classroom 1 sees the called-on classroom");
+    assert!(net.got(c2, net.down_mid(s2, "spotlight/camera")).is_empty(), "never its own media");
+    assert!(net.sfu.counters().drops(DropReason::OwnMedia) >= 3);
+    net.sfu.set_spotlight(net.now, &net.room.clone(), None);
+    net.send_video(c2_pub, mids[0], 7, 18_000, 3, true);
+    assert_eq!(net.got(c1, spot1).len(), 3, "call-on ended");
+}
+
+#[test]
+fn garbage_datagrams_are_counted_and_media_keeps_flowing() {
+    let (mut net, mids, _, sub) = teacher_and_classroom();
+    let server: SocketAddr = SERVER.parse().unwrap();
+    let teacher_addr = net.clients[0].addr;
+    let mut x: u64 = 0x1234_5678;
+    for i in 0..10_000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = 1 + (x % 1400) as usize;
+        let mut buf: Vec<u8> = (0..len).map(|j| (x >> (j % 56)) as u8).collect();
+        buf[0] = [0x00, 0x16, 0x80, 0x90, 0xff][i as usize % 5];
+        let from = if i % 2 == 0 { teacher_addr } else { format!("127.0.0.1:{}", 20_000 + i % 500).parse().unwrap() };
+        net.sfu.handle_datagram(net.now, from, server, &buf);
+    }
+    let c = net.sfu.counters();
+    let counted: u64 = DropReason::ALL.iter().map(|r| c.drops(*r)).sum();
+    assert!(counted >= 5_000, "garbage is counted: {counted}");
+    assert!(c.drops(DropReason::UnknownSource) >= 4_000);
+    net.send_video(0, mids[0], 1, 0, 3, true);
+    assert_eq!(net.got(1, net.down_mid(sub, "main/camera")).len(), 3);
+}
+
+#[test]
+fn offers_without_a_forwarded_codec_are_refused_with_the_codecs_named() {
+    let mut net = Net::new();
+    let now = net.now;
+    let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=setup:actpass\r\na=rtpmap:0 PCMU/8000\r\n";
+    let req = PublishRequest { room: net.room.clone(), participant: MAIN.into(), peer: None, offer: sdp.into(), sources: vec![] };
+    let err = net.sfu.publish(now, req.clone()).unwrap_err();
+    assert_eq!(err, super::NegotiationError::NoUsableCodec { offered: vec!["PCMU".into()] });
+    let bad = PublishRequest { offer: "hello".into(), ..req };
+    assert!(matches!(net.sfu.publish(now, bad), Err(super::NegotiationError::Malformed(_))));
+    assert_eq!(net.sfu.peer_count(), 0, "refused offers leave no connection");
+}

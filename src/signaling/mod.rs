@@ -1,0 +1,3 @@
+//! Signaling: the typed room protocol and the WebSocket, WHIP and WHEP endpoints.
+
+pub mod protocol;
