@@ -1,3 +1,5 @@
-//! Signaling: the typed room protocol and the WebSocket, WHIP and WHEP endpoints.
+//! Signaling: the typed room protocol and the per-connection session logic.
+//! The HTTP/WebSocket framing lives in `crate::http`.
 
 pub mod protocol;
+pub mod session;

@@ -1,0 +1,209 @@
+//! Server configuration: command-line flags, then `CLASSCAST_*` environment
+//! variables, then a TOML file (`--config`), then embedded defaults.
+//!
+//! Invariant: a resolved `Config` is complete; secrets that were not given are
+//! generated once and kept in the data directory, so links stay valid across
+//! restarts.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, clap::Parser)]
+#[command(name = "classcast", version, about = "Live classroom media server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+/// Every setting is optional here; `Config::resolve` fills the gaps.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (same names, underscores).
+    #[arg(long, env = "CLASSCAST_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address (pages, API, WebSocket, WHIP/WHEP).
+    #[arg(long, env = "CLASSCAST_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// UDP port shared by every WebRTC peer.
+    #[arg(long, env = "CLASSCAST_MEDIA_PORT")]
+    pub media_port: Option<u16>,
+    /// Address the media socket binds (default: the first advertised address).
+    #[arg(long, env = "CLASSCAST_MEDIA_BIND")]
+    pub media_bind: Option<IpAddr>,
+    /// ICE host candidates advertised to peers, comma-separated.
+    #[arg(long, env = "CLASSCAST_ADVERTISE", value_delimiter = ',')]
+    pub advertise: Option<Vec<IpAddr>>,
+    /// Directory for the database and generated secrets.
+    #[arg(long, env = "CLASSCAST_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Bearer key of the admin API (generated into the data directory if absent).
+    #[arg(long, env = "CLASSCAST_ADMIN_KEY")]
+    pub admin_key: Option<String>,
+    /// Secret that signs join tokens (generated into the data directory if absent).
+    #[arg(long, env = "CLASSCAST_TOKEN_SECRET")]
+    pub token_secret: Option<String>,
+    /// Directory of the web client pages.
+    #[arg(long, env = "CLASSCAST_WEB_ROOT")]
+    pub web_root: Option<PathBuf>,
+    /// Forwarding threads (default: one per core).
+    #[arg(long, env = "CLASSCAST_WORKERS")]
+    pub workers: Option<usize>,
+    /// Base URL used in join links (default: http://<http address>).
+    #[arg(long, env = "CLASSCAST_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http: SocketAddr,
+    pub media_bind: SocketAddr,
+    pub advertise: Vec<IpAddr>,
+    pub data_dir: PathBuf,
+    pub admin_key: String,
+    pub token_secret: String,
+    pub web_root: PathBuf,
+    pub workers: usize,
+    pub public_url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("--advertise needs at least one address")]
+    NoAdvertise,
+}
+
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+pub const DEFAULT_MEDIA_PORT: u16 = 50_000;
+
+impl Config {
+    pub fn resolve(args: ServeArgs) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => ServeArgs::default(),
+        };
+        let a = merge(args, file);
+        let advertise = a.advertise.unwrap_or_else(|| vec![IpAddr::from([127, 0, 0, 1])]);
+        let first = *advertise.first().ok_or(ConfigError::NoAdvertise)?;
+        let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        std::fs::create_dir_all(&data_dir).map_err(|source| ConfigError::DataDir { path: data_dir.clone(), source })?;
+        // A literal address always parses.
+        let http = a.http.unwrap_or_else(|| DEFAULT_HTTP.parse().expect("constant address"));
+        Ok(Config {
+            http,
+            media_bind: SocketAddr::new(a.media_bind.unwrap_or(first), a.media_port.unwrap_or(DEFAULT_MEDIA_PORT)),
+            advertise,
+            admin_key: secret(a.admin_key, &data_dir, "admin.key")?,
+            token_secret: secret(a.token_secret, &data_dir, "token.secret")?,
+            data_dir,
+            web_root: a.web_root.unwrap_or_else(default_web_root),
+            workers: a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+            public_url: a.public_url.unwrap_or_else(|| format!("http://{http}")).trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+}
+
+/// Flags and environment win over the file.
+fn merge(a: ServeArgs, f: ServeArgs) -> ServeArgs {
+    ServeArgs {
+        config: a.config,
+        http: a.http.or(f.http),
+        media_port: a.media_port.or(f.media_port),
+        media_bind: a.media_bind.or(f.media_bind),
+        advertise: a.advertise.or(f.advertise),
+        data_dir: a.data_dir.or(f.data_dir),
+        admin_key: a.admin_key.or(f.admin_key),
+        token_secret: a.token_secret.or(f.token_secret),
+        web_root: a.web_root.or(f.web_root),
+        workers: a.workers.or(f.workers),
+        public_url: a.public_url.or(f.public_url),
+    }
+}
+
+/// The given secret, else the one kept in `data_dir/name`, else a new one saved there.
+fn secret(given: Option<String>, data_dir: &Path, name: &str) -> Result<String, ConfigError> {
+    if let Some(s) = given.filter(|s| !s.is_empty()) {
+        return Ok(s);
+    }
+    let path = data_dir.join(name);
+    let err = |source| ConfigError::DataDir { path: path.clone(), source };
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let s = random_secret();
+    std::fs::write(&path, &s).map_err(err)?;
+    restrict_permissions(&path);
+    Ok(s)
+}
+
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+pub fn random_secret() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn default_web_root() -> PathBuf {
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("web-client");
+    if built_in.is_dir() { built_in } else { PathBuf::from("web-client") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_secrets_persist() {
+        let dir = std::env::temp_dir().join(format!("classcast-config-{}", std::process::id()));
+        let file = dir.join("c.toml");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&file, format!("media_port = 4000\nhttp = \"127.0.0.1:9000\"\ndata_dir = {:?}\n", dir.join("d"))).unwrap();
+        let args = ServeArgs { config: Some(file.clone()), http: Some("127.0.0.1:9100".parse().unwrap()), ..Default::default() };
+        let c = Config::resolve(args.clone()).unwrap();
+        assert_eq!(c.http.port(), 9100);
+        assert_eq!(c.media_bind.port(), 4000);
+        assert_eq!(c.advertise, [IpAddr::from([127, 0, 0, 1])]);
+        let again = Config::resolve(args).unwrap();
+        assert_eq!(c.admin_key, again.admin_key, "generated secrets are kept");
+        assert_ne!(c.admin_key, c.token_secret);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_file_keys_are_an_error() {
+        let dir = std::env::temp_dir().join(format!("classcast-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "media_prot = 1\n").unwrap();
+        let r = Config::resolve(ServeArgs { config: Some(file), ..Default::default() });
+        assert!(matches!(r, Err(ConfigError::Parse { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,118 @@
+//! One forwarding thread: owns an `Sfu` and runs its input/output loop.
+//!
+//! Invariant: after every input the core's transmits are sent and its events
+//! forwarded before the thread waits again; `handle_timeout` runs whenever the
+//! core's deadline has passed, even under a continuous stream of datagrams.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::Routes;
+use crate::sfu::stats::SfuCounters;
+use crate::sfu::{Sfu, SfuConfig, SfuEvent};
+
+/// Work queued for a shard.
+pub enum ShardMsg {
+    Datagram { source: SocketAddr, data: Vec<u8>, at: Instant },
+    Call(Box<dyn FnOnce(&mut Sfu, Instant) + Send>),
+}
+
+/// Sizes of a shard, refreshed about once a second, for metrics.
+#[derive(Debug, Default)]
+pub struct ShardGauges {
+    pub peers: AtomicU64,
+    pub rooms: AtomicU64,
+    pub tracks: AtomicU64,
+    pub send_errors: AtomicU64,
+}
+
+pub struct Shard {
+    pub tx: Sender<ShardMsg>,
+    pub counters: Arc<SfuCounters>,
+    pub gauges: Arc<ShardGauges>,
+}
+
+/// Peer ids of shard `i` start at `i << 48`, so they never collide.
+const ID_SHIFT: u32 = 48;
+const IDLE_WAKEUP: Duration = Duration::from_millis(500);
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Shard {
+    pub fn spawn(
+        index: usize,
+        candidates: Vec<SocketAddr>,
+        socket: Arc<UdpSocket>,
+        routes: Arc<Routes>,
+        events: UnboundedSender<SfuEvent>,
+    ) -> io::Result<Shard> {
+        let config = SfuConfig { candidates, id_base: ((index as u64) << ID_SHIFT) + 1 };
+        let sfu = Sfu::new(config);
+        let counters = sfu.counters();
+        let gauges = Arc::new(ShardGauges::default());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let worker = Worker { sfu, rx, socket, routes, events, gauges: gauges.clone(), gauges_at: Instant::now() };
+        std::thread::Builder::new().name(format!("media-shard-{index}")).spawn(move || worker.run())?;
+        Ok(Shard { tx, counters, gauges })
+    }
+}
+
+struct Worker {
+    sfu: Sfu,
+    rx: Receiver<ShardMsg>,
+    socket: Arc<UdpSocket>,
+    routes: Arc<Routes>,
+    events: UnboundedSender<SfuEvent>,
+    gauges: Arc<ShardGauges>,
+    gauges_at: Instant,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let local = self.socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        loop {
+            let deadline = self.sfu.poll_timeout().unwrap_or_else(|| Instant::now() + IDLE_WAKEUP);
+            match self.rx.recv_deadline(deadline) {
+                Ok(ShardMsg::Datagram { source, data, at }) => self.sfu.handle_datagram(at, source, local, &data),
+                Ok(ShardMsg::Call(job)) => job(&mut self.sfu, Instant::now()),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+                self.sfu.handle_timeout(now);
+            }
+            self.flush();
+            self.refresh_gauges(now);
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(t) = self.sfu.poll_transmit() {
+            if self.socket.send_to(&t.contents, t.destination).is_err() {
+                self.gauges.send_errors.fetch_add(1, Relaxed);
+            }
+        }
+        while let Some(e) = self.sfu.poll_event() {
+            if let SfuEvent::PeerClosed { ufrag, addrs, .. } = &e {
+                self.routes.forget(ufrag, addrs);
+            }
+            let _ = self.events.send(e);
+        }
+    }
+
+    fn refresh_gauges(&mut self, now: Instant) {
+        if now < self.gauges_at + GAUGE_INTERVAL {
+            return;
+        }
+        self.gauges_at = now;
+        self.gauges.peers.store(self.sfu.peer_count() as u64, Relaxed);
+        self.gauges.rooms.store(self.sfu.room_count() as u64, Relaxed);
+        self.gauges.tracks.store(self.sfu.track_count() as u64, Relaxed);
+    }
+}

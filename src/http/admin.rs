@@ -1,0 +1,183 @@
+//! Admin REST API (bearer admin key): classes, their classrooms, join links.
+//!
+//! Invariants: the admin key is compared in constant time; every body field is
+//! validated (422 naming the field) before anything is stored.
+
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::rooms::auth::{AuthError, Claims, ISSUER, bearer};
+use crate::rooms::identity_for;
+use crate::signaling::protocol::Role;
+use crate::store::unix_now;
+
+const MAX_TEXT: usize = 200;
+const DEFAULT_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+const MAX_LINK_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/classes", post(create_class).get(list_classes))
+        .route("/classes/{id}", get(get_class).delete(delete_class))
+        .route("/classes/{id}/classrooms", post(add_classroom))
+        .route("/classes/{id}/links", post(mint_link))
+}
+
+fn require_admin(s: &AppState, h: &HeaderMap) -> Result<(), ApiError> {
+    let given = bearer(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
+    let expected = s.config.admin_key.as_bytes();
+    let same = given.len() == expected.len() && given.bytes().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if !same {
+        return Err(AuthError::Invalid("wrong admin key".into()).into());
+    }
+    Ok(())
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+fn text_field(field: &str, value: &str) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ApiError::unprocessable(field, "must not be empty"));
+    }
+    if v.chars().count() > MAX_TEXT {
+        return Err(ApiError::unprocessable(field, "at most 200 characters"));
+    }
+    Ok(v.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewClass {
+    title: String,
+    #[serde(default)]
+    teacher: String,
+}
+
+async fn create_class(State(s): State<AppState>, h: HeaderMap, b: Result<Json<NewClass>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&s, &h)?;
+    let b = body(b)?;
+    let title = text_field("title", &b.title)?;
+    let teacher = if b.teacher.trim().is_empty() { String::new() } else { text_field("teacher", &b.teacher)? };
+    let row = s.rooms.store.create_class(&title, &teacher).map_err(crate::rooms::RoomError::from)?;
+    tracing::info!(class = %row.id, "class created");
+    Ok((StatusCode::CREATED, Json(json!(row))))
+}
+
+async fn list_classes(State(s): State<AppState>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+    require_admin(&s, &h)?;
+    let rows = s.rooms.store.list_classes().map_err(crate::rooms::RoomError::from)?;
+    let list: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let live = s.rooms.live.get(&r.id).map(|c| c.member_count()).unwrap_or(0);
+            json!({ "id": r.id, "title": r.title, "teacher": r.teacher, "created_at": r.created_at, "live": live })
+        })
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+async fn get_class(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    require_admin(&s, &h)?;
+    let store = &s.rooms.store;
+    let class = store.class(&id).map_err(crate::rooms::RoomError::from)?.ok_or_else(|| ApiError::not_found(format!("class {id} does not exist")))?;
+    let classrooms = store.classrooms(&id).map_err(crate::rooms::RoomError::from)?;
+    let participants = s.rooms.live.get(&id).map(|c| c.participants()).unwrap_or_default();
+    let call_on = s.rooms.live.get(&id).and_then(|c| c.call_on());
+    Ok(Json(json!({
+        "id": class.id, "title": class.title, "teacher": class.teacher, "created_at": class.created_at,
+        "classrooms": classrooms, "participants": participants, "call_on": call_on,
+    })))
+}
+
+async fn delete_class(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    require_admin(&s, &h)?;
+    if !s.rooms.delete_class(&id).await? {
+        return Err(ApiError::not_found(format!("class {id} does not exist")));
+    }
+    tracing::info!(class = %id, "class deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewClassroom {
+    name: String,
+}
+
+async fn add_classroom(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>, b: Result<Json<NewClassroom>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&s, &h)?;
+    let name = text_field("name", &body(b)?.name)?;
+    let store = &s.rooms.store;
+    store.class(&id).map_err(crate::rooms::RoomError::from)?.ok_or_else(|| ApiError::not_found(format!("class {id} does not exist")))?;
+    let row = store.add_classroom(&id, &name).map_err(crate::rooms::RoomError::from)?;
+    Ok((StatusCode::CREATED, Json(json!(row))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewLink {
+    role: Role,
+    classroom_id: Option<String>,
+    name: Option<String>,
+    ttl_secs: Option<u64>,
+}
+
+async fn mint_link(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>, b: Result<Json<NewLink>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&s, &h)?;
+    let b = body(b)?;
+    let store = &s.rooms.store;
+    let class = store.class(&id).map_err(crate::rooms::RoomError::from)?.ok_or_else(|| ApiError::not_found(format!("class {id} does not exist")))?;
+    let name = link_name(&s, &b, &class)?;
+    let ttl = Duration::from_secs(b.ttl_secs.unwrap_or(DEFAULT_LINK_TTL.as_secs()));
+    if ttl.is_zero() || ttl > MAX_LINK_TTL {
+        return Err(ApiError::unprocessable("ttl_secs", "between 1 s and 366 days"));
+    }
+    let now = unix_now();
+    let claims = Claims {
+        iss: ISSUER.into(),
+        cls: class.id.clone(),
+        sub: identity_for(b.role, b.classroom_id.as_deref()),
+        role: b.role,
+        name,
+        iat: now,
+        exp: now + ttl.as_secs() as i64,
+    };
+    let token = s.rooms.tokens.mint(&claims);
+    let url = format!("{}/{}#token={token}", s.config.public_url, page_of(b.role));
+    Ok((StatusCode::CREATED, Json(json!({ "token": token, "url": url, "role": b.role, "expires_at": claims.exp }))))
+}
+
+/// The display name of a link: given, else the classroom's or the class teacher's.
+fn link_name(s: &AppState, b: &NewLink, class: &crate::store::ClassRow) -> Result<String, ApiError> {
+    if b.role == Role::Classroom {
+        let rid = b.classroom_id.as_deref().ok_or_else(|| ApiError::unprocessable("classroom_id", "required for role classroom"))?;
+        let room = s.rooms.store.classroom(&class.id, rid).map_err(crate::rooms::RoomError::from)?;
+        let room = room.ok_or_else(|| ApiError::unprocessable("classroom_id", "no such classroom in this class"))?;
+        return b.name.as_deref().map(|n| text_field("name", n)).unwrap_or(Ok(room.name));
+    }
+    let fallback = match b.role {
+        Role::Main if !class.teacher.is_empty() => class.teacher.clone(),
+        Role::Main => "Main classroom".into(),
+        _ => "Observer".into(),
+    };
+    b.name.as_deref().map(|n| text_field("name", n)).unwrap_or(Ok(fallback))
+}
+
+pub fn page_of(role: Role) -> &'static str {
+    match role {
+        Role::Main => "teacher.html",
+        Role::Classroom => "classroom.html",
+        Role::Observer => "observer.html",
+    }
+}

@@ -1,0 +1,58 @@
+//! HTTP surface (axum): pages, admin API, room WebSocket, WHIP/WHEP, health and
+//! metrics. Framing only: every decision is made in `rooms`.
+//!
+//! Invariants: every error is a status code with a JSON body
+//! `{"error": "<code>", "message": "..."}`; request bodies are capped at 64 KiB.
+
+mod admin;
+mod error;
+mod metrics;
+mod whip;
+mod ws;
+pub mod welcome;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::services::ServeDir;
+
+use crate::config::Config;
+use crate::rooms::Rooms;
+pub use error::ApiError;
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub rooms: Arc<Rooms>,
+    pub config: Arc<Config>,
+    pub started: Instant,
+}
+
+pub fn router(state: AppState) -> Router {
+    let pages = ServeDir::new(&state.config.web_root);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::render))
+        .route("/ws", get(ws::upgrade))
+        .merge(whip::routes())
+        .nest("/api", admin::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .fallback_service(pages)
+        .with_state(state)
+}
+
+async fn healthz(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "uptime_secs": s.started.elapsed().as_secs(),
+        "classes_live": s.rooms.live.count(),
+        "participants": s.rooms.live.participant_count(),
+        "media_port": s.rooms.driver.local_addr().port(),
+    }))
+}

@@ -1,0 +1,63 @@
+//! `classcast serve`: configuration, logging, tasks. No logic of its own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use classcast::config::{Cli, Command, Config};
+use classcast::driver::MediaDriver;
+use classcast::http::{AppState, router};
+use classcast::rooms::Rooms;
+use classcast::rooms::auth::Tokens;
+use classcast::store::Store;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let Command::Serve(args) = cli.command;
+    let config = Config::resolve(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(serve(config))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,str0m=warn,dimpl=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = Store::open(&config.data_dir.join("classcast.db")).context("opening the database")?;
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let candidates: Vec<SocketAddr> = config.advertise.iter().map(|ip| SocketAddr::new(*ip, config.media_bind.port())).collect();
+    let driver = MediaDriver::start(config.media_bind, candidates, config.workers, events_tx)
+        .with_context(|| format!("binding the media port {}", config.media_bind))?;
+    let rooms = Arc::new(Rooms::new(store, driver, Tokens::new(&config.token_secret)));
+    tokio::spawn(rooms.clone().run_events(events_rx));
+    let listener = tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
+    tracing::info!(http = %config.http, media = %rooms.driver.local_addr(), workers = config.workers, "classcast listening");
+    classcast::http::welcome::print(&config, &rooms)?;
+    let state = AppState { rooms, config: Arc::new(config), started: Instant::now() };
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let sigterm = async move {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = sigterm => {}
+    }
+    tracing::info!("shutting down");
+}

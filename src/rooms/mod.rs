@@ -1,0 +1,304 @@
+//! Classes as people use them: who may join, with which role, what each role
+//! publishes and receives, raised hands and call-on; and the routing of the
+//! forwarding core's events back to the sessions they concern.
+//!
+//! Invariants:
+//! - Every entry point checks the token first (401), then the class (404), then
+//!   the role (403); nothing is created before all three pass.
+//! - Every connection the core creates is owned by exactly one session (room
+//!   protocol, WHIP or WHEP) and removed when that session ends.
+//! - Nothing here touches a socket or a packet: media goes through `MediaDriver`.
+
+pub mod auth;
+pub mod live;
+mod whip;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use dashmap::DashMap;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::driver::{CallError, MediaDriver};
+use crate::sfu::room::{MAIN, Policy, SlotKey};
+use crate::sfu::{NegotiationError, PeerId, PublishRequest, RoomId, SfuEvent};
+use crate::signaling::protocol::{MediaKind, ParticipantInfo, PublishedSource, Role, ServerMsg, TrackInfo};
+use crate::store::{ClassRow, Store, StoreError};
+use auth::{AuthError, Claims, Tokens};
+use live::{LiveClass, LiveClasses, OutTx};
+pub use whip::WhipKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Negotiation(#[from] NegotiationError),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<CallError> for RoomError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Negotiation(n) => RoomError::Negotiation(n),
+            CallError::Gone(g) => RoomError::Unavailable(g.to_string()),
+        }
+    }
+}
+
+impl From<crate::driver::DriverGone> for RoomError {
+    fn from(e: crate::driver::DriverGone) -> Self {
+        RoomError::Unavailable(e.to_string())
+    }
+}
+
+/// Who owns a connection of the core.
+#[derive(Debug, Clone)]
+enum Owner {
+    /// A room-protocol session; subscribe offers and connection loss go to it.
+    Session { tx: OutTx },
+    /// A WHIP or WHEP session, by its id.
+    Whip { session: String },
+}
+
+/// One joined room-protocol session.
+#[derive(Debug)]
+pub struct Joined {
+    pub claims: Claims,
+    pub class: Arc<LiveClass>,
+    pub conn: u64,
+    pub subscriber: PeerId,
+    pub publisher: Option<PeerId>,
+    pub tx: OutTx,
+}
+
+pub struct Rooms {
+    pub store: Store,
+    pub driver: MediaDriver,
+    pub tokens: Tokens,
+    pub live: LiveClasses,
+    owners: DashMap<PeerId, Owner>,
+    whips: DashMap<String, whip::WhipSession>,
+    next_conn: AtomicU64,
+}
+
+impl Rooms {
+    pub fn new(store: Store, driver: MediaDriver, tokens: Tokens) -> Rooms {
+        Rooms {
+            store,
+            driver,
+            tokens,
+            live: LiveClasses::default(),
+            owners: DashMap::new(),
+            whips: DashMap::new(),
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    /// Token (401), then class (404).
+    pub fn authenticate(&self, token: &str) -> Result<(Claims, ClassRow), RoomError> {
+        let claims = self.tokens.verify(token)?;
+        let class = self.store.class(&claims.cls)?.ok_or_else(|| RoomError::NotFound(format!("class {} does not exist", claims.cls)))?;
+        Ok((claims, class))
+    }
+
+    /// Join a class over the room protocol; replaces an earlier session of the same identity.
+    pub async fn join(&self, claims: Claims, class: ClassRow, tx: OutTx) -> Result<Joined, RoomError> {
+        let live = self.live.get_or_open(&class.id, &class.title);
+        let conn = self.next_conn.fetch_add(1, Relaxed);
+        let info = ParticipantInfo { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role, hand_raised: false };
+        let (replaced, snapshot) = live.join(info.clone(), conn, Some(tx.clone()));
+        if let Some(old) = replaced {
+            old.send(ServerMsg::Error { code: crate::signaling::protocol::ErrorCode::Replaced, message: "joined again from another page".into() });
+            old.close(4001, "replaced by a newer connection");
+        }
+        tx.send(ServerMsg::Joined {
+            v: crate::signaling::protocol::PROTOCOL_VERSION,
+            class_id: class.id.clone(),
+            class_title: class.title.clone(),
+            you: info,
+            participants: snapshot.participants,
+            call_on: snapshot.call_on,
+            live: snapshot.live,
+        });
+        let policy = policy_of(&claims);
+        let subscriber = self.driver.subscribe(live.id.clone(), claims.sub.clone(), policy).await?;
+        self.owners.insert(subscriber, Owner::Session { tx: tx.clone() });
+        tracing::info!(class = %class.id, participant = %claims.sub, role = ?claims.role, "joined");
+        Ok(Joined { claims, class: live, conn, subscriber, publisher: None, tx })
+    }
+
+    /// Offer (or re-offer) of a session's publish connection.
+    pub async fn publish(&self, s: &mut Joined, sdp: String, sources: Vec<PublishedSource>) -> Result<String, RoomError> {
+        check_sources(s.claims.role, &sources)?;
+        let req = PublishRequest {
+            room: s.class.id.clone(),
+            participant: s.claims.sub.clone(),
+            peer: s.publisher,
+            offer: sdp,
+            sources: sources.into_iter().map(|p| (p.mid, p.source)).collect(),
+        };
+        let (peer, answer) = self.driver.publish(req).await?;
+        if s.publisher != Some(peer) {
+            self.owners.insert(peer, Owner::Session { tx: s.tx.clone() });
+            s.publisher = Some(peer);
+        }
+        Ok(answer)
+    }
+
+    pub async fn subscribe_answer(&self, s: &Joined, sdp: String) -> Result<(), RoomError> {
+        Ok(self.driver.accept_answer(&s.class.id, s.subscriber, sdp).await?)
+    }
+
+    pub async fn set_paused(&self, s: &Joined, keys: &[String], paused: bool) -> Result<(), RoomError> {
+        let parsed: Option<Vec<SlotKey>> = keys.iter().map(|k| SlotKey::parse(k)).collect();
+        let keys = parsed.ok_or_else(|| RoomError::BadRequest("track keys look like main/camera".into()))?;
+        Ok(self.driver.set_paused(&s.class.id, s.subscriber, keys, paused).await?)
+    }
+
+    pub fn raise_hand(&self, s: &Joined, raised: bool) -> Result<(), RoomError> {
+        if s.claims.role != Role::Classroom {
+            return Err(RoomError::Forbidden("only a listening classroom raises its hand".into()));
+        }
+        s.class.set_hand(&s.claims.sub, raised);
+        Ok(())
+    }
+
+    pub async fn call_on(&self, s: &Joined, who: Option<String>) -> Result<(), RoomError> {
+        if s.claims.role != Role::Main {
+            return Err(RoomError::Forbidden("only the main classroom calls on a classroom".into()));
+        }
+        if let Some(id) = &who {
+            let is_classroom = s.class.participants().iter().any(|p| &p.id == id && p.role == Role::Classroom);
+            if !is_classroom {
+                return Err(RoomError::NotFound(format!("classroom {id} is not in the class")));
+            }
+        }
+        self.set_call_on(&s.class, who).await
+    }
+
+    async fn set_call_on(&self, class: &LiveClass, who: Option<String>) -> Result<(), RoomError> {
+        if class.set_call_on(who.clone()) {
+            self.driver.set_spotlight(class.id.clone(), who).await?;
+        }
+        Ok(())
+    }
+
+    /// End a session: its connections go, its member leaves, its call-on ends.
+    pub async fn leave(&self, s: &Joined) {
+        for peer in [Some(s.subscriber), s.publisher].into_iter().flatten() {
+            self.owners.remove(&peer);
+            let _ = self.driver.remove_peer(&s.class.id, peer).await;
+        }
+        if s.class.leave(&s.claims.sub, s.conn) {
+            if s.class.call_on().as_deref() == Some(s.claims.sub.as_str()) {
+                let _ = self.set_call_on(&s.class, None).await;
+            }
+            tracing::info!(class = %s.class.id, participant = %s.claims.sub, "left");
+        }
+        self.live.close_if_empty(&s.class.id);
+    }
+
+    /// Delete a class: everyone is disconnected, then the record goes.
+    pub async fn delete_class(&self, id: &str) -> Result<bool, RoomError> {
+        if let Some(class) = self.live.remove(id) {
+            class.close_all("the class was deleted");
+        }
+        let _ = self.driver.close_room(id).await;
+        Ok(self.store.delete_class(id)?)
+    }
+
+    /// Route the core's events to the sessions they concern (runs for the server's life).
+    pub async fn run_events(self: Arc<Self>, mut rx: UnboundedReceiver<SfuEvent>) {
+        while let Some(event) = rx.recv().await {
+            self.on_event(event);
+        }
+    }
+
+    fn on_event(&self, event: SfuEvent) {
+        match event {
+            SfuEvent::SubscribeOffer { peer, sdp, tracks } => {
+                if let Some(Owner::Session { tx }) = self.owners.get(&peer).map(|o| o.clone()) {
+                    tx.send(ServerMsg::SubscribeOffer { sdp, tracks: tracks.into_iter().map(track_info).collect() });
+                }
+            }
+            SfuEvent::SourceState { room, key, live } => {
+                if let Some(class) = self.live.get(&room) {
+                    class.set_source_live(key.to_string(), live);
+                }
+            }
+            SfuEvent::PeerConnected { .. } => {}
+            SfuEvent::PeerClosed { peer, reason, .. } => self.on_peer_closed(peer, reason),
+        }
+    }
+
+    fn on_peer_closed(&self, peer: PeerId, reason: crate::sfu::CloseReason) {
+        match self.owners.remove(&peer).map(|(_, o)| o) {
+            Some(Owner::Session { tx }) if reason != crate::sfu::CloseReason::Removed => {
+                // The client rejoins by itself and gets fresh connections.
+                tx.close(4002, "media connection lost");
+            }
+            Some(Owner::Whip { session }) => {
+                self.whips.remove(&session);
+            }
+            _ => {}
+        }
+    }
+
+    fn next_conn(&self) -> u64 {
+        self.next_conn.fetch_add(1, Relaxed)
+    }
+}
+
+/// What each role receives (see docs/protocol.md).
+fn policy_of(c: &Claims) -> Policy {
+    match c.role {
+        Role::Main => Policy::Main,
+        Role::Classroom => Policy::Audience { own_id: Some(c.sub.clone()) },
+        Role::Observer => Policy::Audience { own_id: None },
+    }
+}
+
+fn check_sources(role: Role, sources: &[PublishedSource]) -> Result<(), RoomError> {
+    if !role.may_publish() {
+        return Err(RoomError::Forbidden("observers do not publish".into()));
+    }
+    if let Some(p) = sources.iter().find(|p| !role.may_publish_source(p.source)) {
+        return Err(RoomError::Forbidden(format!("a {role:?} may not publish {}", p.source.as_str())));
+    }
+    let mut seen: Vec<_> = sources.iter().map(|p| p.source).collect();
+    seen.sort();
+    seen.dedup();
+    if seen.len() != sources.len() {
+        return Err(RoomError::BadRequest("each source may be published once".into()));
+    }
+    Ok(())
+}
+
+fn track_info(t: crate::sfu::TrackDesc) -> TrackInfo {
+    let kind = if t.key.source.is_audio() { MediaKind::Audio } else { MediaKind::Video };
+    TrackInfo { mid: t.mid, key: t.key.to_string(), source: t.key.source, kind }
+}
+
+/// The identity a role's token carries when the admin API mints it.
+pub fn identity_for(role: Role, classroom_id: Option<&str>) -> String {
+    match role {
+        Role::Main => MAIN.to_string(),
+        Role::Classroom => classroom_id.unwrap_or_default().to_string(),
+        Role::Observer => crate::store::new_id('o'),
+    }
+}
+
+/// Room id of a class.
+pub fn room_id(class_id: &str) -> RoomId {
+    class_id.into()
+}

@@ -1,0 +1,213 @@
+//! Durable state in SQLite: classes and their listening classrooms.
+//!
+//! Invariants:
+//! - The schema version is SQLite's `user_version`; `open` applies every missing
+//!   migration in order inside one transaction, so a database is always at one
+//!   known version.
+//! - All SQL lives in this module, so another backend can replace it.
+//! - Ids are random, URL-safe and never `main` or `spotlight` (they double as
+//!   participant identities and track-key owners).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database lock poisoned")]
+    Poisoned,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ClassRow {
+    pub id: String,
+    pub title: String,
+    pub teacher: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ClassroomRow {
+    pub id: String,
+    pub class_id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE classes (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        teacher TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE classrooms (
+        id TEXT PRIMARY KEY,
+        class_id TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX classrooms_by_class ON classrooms(class_id);",
+];
+
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::init(Connection::open(path)?)
+    }
+
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(f(&conn)?)
+    }
+
+    pub fn create_class(&self, title: &str, teacher: &str) -> Result<ClassRow, StoreError> {
+        let row = ClassRow { id: new_id('k'), title: title.into(), teacher: teacher.into(), created_at: unix_now() };
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO classes (id, title, teacher, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![row.id, row.title, row.teacher, row.created_at],
+            )
+        })?;
+        Ok(row)
+    }
+
+    pub fn list_classes(&self) -> Result<Vec<ClassRow>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id, title, teacher, created_at FROM classes ORDER BY created_at DESC, id")?;
+            st.query_map([], class_row)?.collect()
+        })
+    }
+
+    pub fn class(&self, id: &str) -> Result<Option<ClassRow>, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT id, title, teacher, created_at FROM classes WHERE id = ?1", [id], class_row).optional()
+        })
+    }
+
+    pub fn delete_class(&self, id: &str) -> Result<bool, StoreError> {
+        self.with(|c| c.execute("DELETE FROM classes WHERE id = ?1", [id])).map(|n| n > 0)
+    }
+
+    pub fn add_classroom(&self, class_id: &str, name: &str) -> Result<ClassroomRow, StoreError> {
+        let row = ClassroomRow { id: new_id('r'), class_id: class_id.into(), name: name.into(), created_at: unix_now() };
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO classrooms (id, class_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![row.id, row.class_id, row.name, row.created_at],
+            )
+        })?;
+        Ok(row)
+    }
+
+    pub fn classrooms(&self, class_id: &str) -> Result<Vec<ClassroomRow>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, class_id, name, created_at FROM classrooms WHERE class_id = ?1 ORDER BY created_at, id",
+            )?;
+            st.query_map([class_id], classroom_row)?.collect()
+        })
+    }
+
+    pub fn classroom(&self, class_id: &str, id: &str) -> Result<Option<ClassroomRow>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id, class_id, name, created_at FROM classrooms WHERE class_id = ?1 AND id = ?2",
+                [class_id, id],
+                classroom_row,
+            )
+            .optional()
+        })
+    }
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tx = conn.transaction()?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+    }
+    tx.commit()
+}
+
+fn class_row(r: &rusqlite::Row) -> rusqlite::Result<ClassRow> {
+    Ok(ClassRow { id: r.get(0)?, title: r.get(1)?, teacher: r.get(2)?, created_at: r.get(3)? })
+}
+
+fn classroom_row(r: &rusqlite::Row) -> rusqlite::Result<ClassroomRow> {
+    Ok(ClassroomRow { id: r.get(0)?, class_id: r.get(1)?, name: r.get(2)?, created_at: r.get(3)? })
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A random id: a kind letter and 12 lowercase hex digits.
+pub fn new_id(kind: char) -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random();
+    format!("{kind}{:012x}", n & 0xffff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_and_classrooms_round_trip() {
+        let s = Store::open_in_memory().unwrap();
+        let k = s.create_class("数学 · 三年级", "王老师").unwrap();
+        let r = s.add_classroom(&k.id, "龙泉小学教学点").unwrap();
+        assert_eq!(s.class(&k.id).unwrap(), Some(k.clone()));
+        assert_eq!(s.classrooms(&k.id).unwrap(), vec![r.clone()]);
+        assert_eq!(s.classroom(&k.id, &r.id).unwrap(), Some(r.clone()));
+        assert_eq!(s.classroom("other", &r.id).unwrap(), None);
+        assert!(s.delete_class(&k.id).unwrap());
+        assert!(s.classrooms(&k.id).unwrap().is_empty(), "classrooms go with their class");
+        assert!(!s.delete_class(&k.id).unwrap());
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_schema_version() {
+        let path = std::env::temp_dir().join(format!("classcast-store-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let id = Store::open(&path).unwrap().create_class("A", "B").unwrap().id;
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.class(&id).unwrap().unwrap().title, "A");
+        let v: usize = s.with(|c| c.pragma_query_value(None, "user_version", |r| r.get(0))).unwrap();
+        assert_eq!(v, MIGRATIONS.len());
+        drop(s);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    #[test]
+    fn ids_never_collide_with_reserved_names() {
+        let id = new_id('r');
+        assert_eq!(id.len(), 13);
+        assert!(id != "main" && id != "spotlight" && !id.contains('/'));
+    }
+}
