@@ -23,6 +23,7 @@ mod negotiate;
 pub mod peer;
 pub mod room;
 pub mod sdp_check;
+pub mod sim;
 pub mod stats;
 mod wallclock;
 

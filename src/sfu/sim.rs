@@ -1,0 +1,261 @@
+//! An in-memory network of real str0m client peers around one `Sfu`: no sockets,
+//! explicit time (1 ms steps), synthetic H.264 and Opus packets. Used by the
+//! core's tests and by the forwarding benchmark.
+//!
+//! Invariant: nothing here opens a socket; addresses are labels on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+
+use super::room::{Policy, SlotKey};
+use super::{PeerId, PublishRequest, Sfu, SfuConfig, SfuEvent};
+use crate::signaling::protocol::Source;
+
+const SERVER: &str = "127.0.0.1:5000";
+pub const MS: Duration = Duration::from_millis(1);
+
+/// A received RTP packet as a test client sees it.
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub mid: Mid,
+    pub seq: u64,
+    pub ts: u32,
+    pub ssrc: u32,
+    pub payload: Vec<u8>,
+}
+
+pub struct Client {
+    pub rtc: Rtc,
+    pub addr: SocketAddr,
+    pub got: Vec<Got>,
+    pub keyframe_requests: usize,
+    /// Server→client RTP sequence numbers to drop once on the wire.
+    pub drop_once: Vec<u16>,
+    /// Keep received packets in `got` (off in benchmarks).
+    pub record: bool,
+}
+
+pub struct Net {
+    pub sfu: Sfu,
+    pub clients: Vec<Client>,
+    pub now: Instant,
+    pub events: Vec<SfuEvent>,
+    pub room: super::RoomId,
+    /// Subscriber connections and the client that answers their offers.
+    subscribers: Vec<(PeerId, usize)>,
+}
+
+fn client_rtc(now: Instant) -> Rtc {
+    let mut config = RtcConfig::new().set_rtp_mode(true).clear_codecs().enable_opus(true, false);
+    config.codec_config().add_h264(127.into(), Some(121.into()), true, 0x42e01f);
+    config.build(now)
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Net::new()
+    }
+}
+
+impl Net {
+    pub fn new() -> Net {
+        let now = Instant::now();
+        let config = SfuConfig { candidates: vec![SERVER.parse().unwrap()], id_base: 1 };
+        Net { sfu: Sfu::new(config), clients: Vec::new(), now, events: Vec::new(), room: "class-1".into(), subscribers: Vec::new() }
+    }
+
+    pub fn add_client(&mut self) -> usize {
+        let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + self.clients.len()).parse().unwrap();
+        let mut rtc = client_rtc(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        self.clients.push(Client { rtc, addr, got: Vec::new(), keyframe_requests: 0, drop_once: Vec::new(), record: true });
+        self.clients.len() - 1
+    }
+
+    /// Client `c` publishes the given sources; returns its publish connection and mids.
+    pub fn publish(&mut self, c: usize, participant: &str, sources: &[Source]) -> (PeerId, Vec<Mid>) {
+        let mut api = self.clients[c].rtc.sdp_api();
+        let mids: Vec<Mid> = sources
+            .iter()
+            .map(|s| {
+                let kind = if s.is_audio() { MediaKind::Audio } else { MediaKind::Video };
+                api.add_media(kind, Direction::SendOnly, None, None, None)
+            })
+            .collect();
+        let (offer, pending) = api.apply().unwrap();
+        let req = PublishRequest {
+            room: self.room.clone(),
+            participant: participant.into(),
+            peer: None,
+            offer: offer.to_sdp_string(),
+            sources: mids.iter().zip(sources).map(|(m, s)| (m.to_string(), *s)).collect(),
+        };
+        let (peer, answer) = self.sfu.publish(self.now, req).unwrap();
+        let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
+        self.clients[c].rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        (peer, mids)
+    }
+
+    /// Client `c` subscribes with `policy`; offers are answered as they come.
+    pub fn subscribe(&mut self, c: usize, participant: &str, policy: Policy) -> PeerId {
+        // Register before the call: the first offer is emitted by `subscribe` itself.
+        let room = self.room.clone();
+        let next = super::PeerId(self.sfu.next_id);
+        self.subscribers.push((next, c));
+        let peer = self.sfu.subscribe(self.now, &room, participant, policy);
+        assert_eq!(peer, next);
+        self.deliver_server_output();
+        peer
+    }
+
+    pub fn step(&mut self) {
+        self.now += MS;
+        let now = self.now;
+        self.sfu.handle_timeout(now);
+        for c in 0..self.clients.len() {
+            self.clients[c].rtc.handle_input(Input::Timeout(now)).unwrap();
+            self.drain_client(c);
+        }
+        self.deliver_server_output();
+    }
+
+    pub fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.step();
+        }
+    }
+
+    fn drain_client(&mut self, c: usize) {
+        loop {
+            let out = self.clients[c].rtc.poll_output().unwrap();
+            match out {
+                Output::Timeout(_) => return,
+                Output::Transmit(t) => {
+                    let server: SocketAddr = SERVER.parse().unwrap();
+                    self.sfu.handle_datagram(self.now, t.source, server, &t.contents);
+                }
+                Output::Event(Event::RtpPacket(p)) => {
+                    let client = &mut self.clients[c];
+                    if !client.record {
+                        continue;
+                    }
+                    let mid = client.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid()).unwrap();
+                    let got = Got { mid, seq: *p.seq_no, ts: p.header.timestamp, ssrc: *p.header.ssrc, payload: p.payload.to_vec() };
+                    client.got.push(got);
+                }
+                Output::Event(Event::KeyframeRequest(_)) => self.clients[c].keyframe_requests += 1,
+                Output::Event(_) => {}
+            }
+        }
+    }
+
+    fn deliver_server_output(&mut self) {
+        while let Some(e) = self.sfu.poll_event() {
+            self.on_event(e);
+        }
+        while let Some(t) = self.sfu.poll_transmit() {
+            let Some(c) = self.clients.iter().position(|c| c.addr == t.destination) else { continue };
+            if self.should_drop(c, &t.contents) {
+                continue;
+            }
+            let recv = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents).unwrap();
+            let _ = self.clients[c].rtc.handle_input(Input::Receive(self.now, recv));
+            self.drain_client(c);
+            while let Some(e) = self.sfu.poll_event() {
+                self.on_event(e);
+            }
+        }
+    }
+
+    fn should_drop(&mut self, c: usize, data: &[u8]) -> bool {
+        let is_rtp = data.len() > 12 && data[0] >> 6 == 2 && !(192..=223).contains(&data[1]);
+        let seq = u16::from_be_bytes([data.get(2).copied().unwrap_or(0), data.get(3).copied().unwrap_or(0)]);
+        let list = &mut self.clients[c].drop_once;
+        match list.iter().position(|s| is_rtp && *s == seq && data[1] & 0x7f == 127) {
+            Some(i) => {
+                list.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn on_event(&mut self, e: SfuEvent) {
+        if let SfuEvent::SubscribeOffer { peer, sdp, .. } = &e {
+            let c = self.subscribers.iter().find(|(p, _)| p == peer).map(|(_, c)| *c).unwrap();
+            let offer = SdpOffer::from_sdp_string(sdp).unwrap();
+            let answer = self.clients[c].rtc.sdp_api().accept_offer(offer).unwrap();
+            self.sfu.accept_answer(self.now, *peer, &answer.to_sdp_string()).unwrap();
+            self.drain_client(c);
+        }
+        self.events.push(e);
+    }
+
+    /// Client `c` sends one RTP packet on `mid`.
+    pub fn send(&mut self, c: usize, mid: Mid, seq: u64, ts: u32, payload: &[u8]) {
+        self.write(c, mid, seq, ts, payload);
+        self.drain_client(c);
+        self.deliver_server_output();
+    }
+
+    /// The datagrams client `c` emits for one RTP packet, captured instead of
+    /// delivered (to replay them into the SFU, e.g. in a benchmark).
+    pub fn capture(&mut self, c: usize, mid: Mid, seq: u64, ts: u32, payload: &[u8]) -> Vec<Vec<u8>> {
+        self.write(c, mid, seq, ts, payload);
+        self.now += MS;
+        let _ = self.clients[c].rtc.handle_input(Input::Timeout(self.now));
+        let mut out = Vec::new();
+        while let Ok(o) = self.clients[c].rtc.poll_output() {
+            match o {
+                Output::Transmit(t) => out.push(t.contents.to_vec()),
+                Output::Timeout(_) => break,
+                Output::Event(_) => {}
+            }
+        }
+        out
+    }
+
+    fn write(&mut self, c: usize, mid: Mid, seq: u64, ts: u32, payload: &[u8]) {
+        let now = self.now;
+        let rtc = &mut self.clients[c].rtc;
+        let kind = rtc.media(mid).map(|m| m.kind()).unwrap_or(MediaKind::Video);
+        let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::H264 };
+        let pt = rtc.codec_config().find(|p| p.spec().codec == codec).map(|p| p.pt()).unwrap_or(127.into());
+        let write = RtpWrite::new(pt, seq.into(), ts, now, payload.to_vec()).marker(true).nackable(true);
+        if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+            tx.write_rtp(write);
+        }
+    }
+
+    /// Send `frames` single-packet video frames at 30 fps, first one a keyframe if `key`.
+    pub fn send_video(&mut self, c: usize, mid: Mid, first_seq: u64, first_ts: u32, frames: u64, key: bool) {
+        for i in 0..frames {
+            let payload: &[u8] = if key && i == 0 { &[0x67, 0x42, 0xe0, 0x1f] } else { &[0x41, 0x9a, 0x00, i as u8] };
+            self.send(c, mid, first_seq + i, first_ts.wrapping_add(3000 * i as u32), payload);
+            self.run(33 * MS);
+        }
+    }
+
+    pub fn got(&self, c: usize, mid: Mid) -> Vec<Got> {
+        self.clients[c].got.iter().filter(|g| g.mid == mid).cloned().collect()
+    }
+
+    pub fn down_mid(&self, peer: PeerId, key: &str) -> Mid {
+        let key = SlotKey::parse(key).unwrap();
+        let tracks = self.events.iter().rev().find_map(|e| match e {
+            SfuEvent::SubscribeOffer { peer: p, tracks, .. } if *p == peer => Some(tracks.clone()),
+            _ => None,
+        });
+        let mid = tracks.unwrap().into_iter().find(|t| t.key == key).unwrap().mid;
+        Mid::from(mid.as_str())
+    }
+}
+
