@@ -13,6 +13,8 @@ use classcast::rooms::Rooms;
 use classcast::rooms::auth::Tokens;
 use classcast::store::Store;
 
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing();
@@ -60,4 +62,10 @@ async fn shutdown_signal() {
         _ = sigterm => {}
     }
     tracing::info!("shutting down");
+    // Open WebSockets keep a graceful shutdown waiting; give them a moment, then go.
+    tokio::spawn(async {
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tracing::info!("closing remaining connections");
+        std::process::exit(0);
+    });
 }
