@@ -80,6 +80,8 @@ pub enum CloseReason {
     Timeout,
     /// The remote closed DTLS, or the WebRTC stack failed.
     Closed,
+    /// A WHEP viewer's sources all ended.
+    SourceEnded,
 }
 
 /// What the core tells the layer above.
@@ -289,7 +291,7 @@ impl Sfu {
 
     fn close_peer(&mut self, id: PeerId, reason: CloseReason) {
         let Some(mut peer) = self.peers.remove(&id) else { return };
-        peer.rtc.disconnect();
+        self.send_goodbye(&mut peer);
         self.by_ufrag.remove(&peer.ufrag);
         for a in &peer.addrs {
             if self.by_addr.get(a) == Some(&id) {
@@ -302,19 +304,60 @@ impl Sfu {
         self.events.push_back(SfuEvent::PeerClosed { peer: id, room, ufrag, addrs, reason });
     }
 
+    /// Close the connection cleanly (RTCP BYE, DTLS close_notify) so the remote
+    /// end learns at once that it is over.
+    fn send_goodbye(&mut self, peer: &mut Peer) {
+        if !peer.rtc.is_alive() || peer.rtc.close().is_err() {
+            return;
+        }
+        for _ in 0..64 {
+            match peer.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => self.transmits.push_back(t),
+                Ok(Output::Event(_)) => {}
+                Ok(Output::Timeout(_)) | Err(_) => return,
+            }
+        }
+    }
+
     fn detach_from_room(&mut self, peer: &Peer) {
         let Some(room) = self.rooms.get_mut(&peer.room) else { return };
         room.peers.retain(|p| *p != peer.id);
+        let mut lost = Vec::new();
         for (key, slot) in room.slots.iter_mut() {
             slot.detach_peer(peer.id);
             if slot.feed.is_some_and(|f| f.peer == peer.id) {
                 slot.feed = None;
-                self.events.push_back(SfuEvent::SourceState { room: peer.room.clone(), key: key.clone(), live: false });
+                lost.push(key.clone());
             }
         }
         if room.peers.is_empty() {
             self.rooms.remove(&peer.room);
         }
+        for key in lost {
+            self.feed_lost(&peer.room, key);
+        }
+    }
+
+    /// A slot lost its feed: tell the layer above, and end WHEP viewers that
+    /// have nothing left to watch (their player then shows the end).
+    fn feed_lost(&mut self, room_id: &RoomId, key: SlotKey) {
+        let viewers: Vec<PeerId> = match self.rooms.get(room_id) {
+            Some(room) => room.slots.get(&key).map(|s| s.subscribers.iter().map(|d| d.peer).collect()).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        self.events.push_back(SfuEvent::SourceState { room: room_id.clone(), key, live: false });
+        for id in viewers {
+            if self.is_fixed_without_feeds(id) {
+                self.close_peer(id, CloseReason::SourceEnded);
+            }
+        }
+    }
+
+    fn is_fixed_without_feeds(&self, id: PeerId) -> bool {
+        let Some(peer) = self.peers.get(&id) else { return false };
+        let Some(room) = self.rooms.get(&peer.room) else { return true };
+        peer.policy() == Some(&room::Policy::Fixed)
+            && peer.down.values().all(|d| room.slots.get(&d.slot).is_none_or(|s| s.feed.is_none()))
     }
 
     /// A new connection in `room`, registered for demultiplexing.

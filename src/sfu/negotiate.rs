@@ -268,7 +268,7 @@ impl Sfu {
         let Some(slot) = self.rooms.get_mut(room_id).and_then(|r| r.slots.get_mut(key)) else { return };
         if slot.feed == Some(feed) {
             slot.feed = None;
-            self.events.push_back(SfuEvent::SourceState { room: room_id.clone(), key: key.clone(), live: false });
+            self.feed_lost(room_id, key.clone());
         }
     }
 

@@ -201,3 +201,29 @@ fn offers_without_a_forwarded_codec_are_refused_with_the_codecs_named() {
     assert!(matches!(net.sfu.publish(now, bad), Err(super::NegotiationError::Malformed(_))));
     assert_eq!(net.sfu.peer_count(), 0, "refused offers leave no connection");
 }
+
+#[test]
+fn whep_viewer_receives_main_and_is_closed_when_the_publication_ends() {
+    use str0m::media::{Direction, MediaKind};
+    let mut net = Net::new();
+    let (teacher, viewer) = (net.add_client(), net.add_client());
+    let (pubp, mids) = net.publish(teacher, MAIN, &[Source::Camera, Source::Mic]);
+    let mut api = net.clients[viewer].rtc.sdp_api();
+    let video = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = api.apply().unwrap();
+    let room = net.room.clone();
+    let (whep, answer) = net.sfu.whep(net.now, &room, "o1", &offer.to_sdp_string()).unwrap();
+    let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
+    net.clients[viewer].rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    net.run(1500 * MS);
+    net.send_video(teacher, mids[0], 1, 0, 3, true);
+    assert_eq!(net.got(viewer, video).len(), 3, "the WHEP viewer gets main/camera on its first video m-line");
+    net.sfu.remove_peer(pubp, net.now);
+    net.run(10 * MS);
+    let closed = net.events.iter().any(|e| {
+        matches!(e, super::SfuEvent::PeerClosed { peer, reason: super::CloseReason::SourceEnded, .. } if *peer == whep)
+    });
+    assert!(closed, "the viewer's connection is closed when nothing is left to watch");
+    assert_eq!(net.sfu.peer_count(), 0);
+}
