@@ -146,6 +146,11 @@ impl MediaDriver {
         .await
     }
 
+    /// Let a subscriber's offers flow (after its owner is registered).
+    pub async fn start_offers(&self, room: &str, peer: PeerId) -> Result<(), DriverGone> {
+        self.call(room, move |sfu, now, _, _| sfu.start_offers(now, peer)).await
+    }
+
     pub async fn whep(&self, room: RoomId, participant: String, offer: String) -> Result<(PeerId, String), CallError> {
         let key = room.clone();
         let r = self.call(&key, move |sfu, now, routes, i| register(sfu.whep(now, &room, &participant, &offer), sfu, routes, i)).await?;

@@ -62,7 +62,7 @@ async fn run(socket: WebSocket, state: AppState) {
 async fn read(session: &mut Session, msg: Option<Result<Message, axum::Error>>) -> Result<bool, Close> {
     match msg {
         Some(Ok(Message::Text(text))) => session.handle_text(text.as_str()).await.map(|_| true),
-        Some(Ok(Message::Binary(_))) => Err(Close { code: 1003, reason: "binary frames are not part of the protocol".into() }),
+        Some(Ok(Message::Binary(_))) => Err(Close { code: CLOSE_POLICY, reason: "binary frames are not part of the protocol".into() }),
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(true),
         Some(Ok(Message::Close(_))) | None => Ok(false),
         Some(Err(e)) => {

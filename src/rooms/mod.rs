@@ -133,6 +133,7 @@ impl Rooms {
         let policy = policy_of(&claims);
         let subscriber = self.driver.subscribe(live.id.clone(), claims.sub.clone(), policy).await?;
         self.owners.insert(subscriber, Owner::Session { tx: tx.clone() });
+        self.driver.start_offers(&live.id, subscriber).await?;
         tracing::info!(class = %class.id, participant = %claims.sub, role = ?claims.role, "joined");
         Ok(Joined { claims, class: live, conn, subscriber, publisher: None, tx })
     }

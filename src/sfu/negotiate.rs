@@ -99,8 +99,8 @@ impl Sfu {
         }
     }
 
-    /// A new subscriber connection; its first offer comes as `SfuEvent::SubscribeOffer`
-    /// as soon as there is anything to receive.
+    /// A new subscriber connection. No offer is emitted until `start_offers`, so
+    /// the caller can first register where its `SubscribeOffer` events must go.
     pub fn subscribe(&mut self, now: Instant, room: &RoomId, participant: &str, policy: Policy) -> PeerId {
         let id = self.create_peer(now, room, participant, PeerKind::Subscriber(policy.clone()));
         let wanted: Vec<SlotKey> = self
@@ -112,9 +112,18 @@ impl Sfu {
             peer.to_add = wanted;
             peer.to_add.sort();
         }
-        self.offer_if_needed(id);
         self.drain(now);
         id
+    }
+
+    /// Let a subscriber's offers go out: the first as soon as there is anything to
+    /// receive, then one per change.
+    pub fn start_offers(&mut self, now: Instant, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.offers_started = true;
+        }
+        self.offer_if_needed(id);
+        self.drain(now);
     }
 
     /// The client's answer to the latest subscribe offer.
@@ -195,7 +204,7 @@ impl Sfu {
     /// Send the next subscribe offer if slots wait and no offer is in flight.
     pub(super) fn offer_if_needed(&mut self, id: PeerId) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
-        if peer.pending_offer.is_some() || peer.to_add.is_empty() {
+        if !peer.offers_started || peer.pending_offer.is_some() || peer.to_add.is_empty() {
             return;
         }
         let keys = std::mem::take(&mut peer.to_add);

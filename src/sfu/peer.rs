@@ -140,6 +140,8 @@ pub struct Peer {
     /// Subscriber: tracks sent, and slots waiting for the next offer.
     pub down: HashMap<Mid, DownTrack>,
     pub to_add: Vec<SlotKey>,
+    /// Whether the layer above is ready for this subscriber's offers.
+    pub offers_started: bool,
     pub pending_offer: Option<SdpPendingOffer>,
 }
 
@@ -163,6 +165,7 @@ impl Peer {
             tracks_in: HashMap::new(),
             down: HashMap::new(),
             to_add: Vec::new(),
+            offers_started: false,
             pending_offer: None,
         }
     }

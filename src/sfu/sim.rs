@@ -105,12 +105,12 @@ impl Net {
 
     /// Client `c` subscribes with `policy`; offers are answered as they come.
     pub fn subscribe(&mut self, c: usize, participant: &str, policy: Policy) -> PeerId {
-        // Register before the call: the first offer is emitted by `subscribe` itself.
         let room = self.room.clone();
         let next = super::PeerId(self.sfu.next_id);
         self.subscribers.push((next, c));
         let peer = self.sfu.subscribe(self.now, &room, participant, policy);
         assert_eq!(peer, next);
+        self.sfu.start_offers(self.now, peer);
         self.deliver_server_output();
         peer
     }
