@@ -1,0 +1,39 @@
+# classcast: build, run and test.
+#   make serve   install build deps, build, run the server (prints the page URLs)
+#   make test    everything CI runs: Rust unit + integration tests, browser e2e, aiortc peers
+#   make e2e     Node + Chromium end-to-end tests only (in a loopback-only network namespace)
+#   make peers   Python aiortc peer tests only (same namespace rule)
+# CLASSCAST_BIN overrides the server binary the e2e and peer tests start.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# A network namespace with only `lo`: no test packet can leave 127.0.0.1.
+# As non-root, also map to root in a user namespace.
+NETNS := unshare -n $(if $(filter 0,$(shell id -u)),,-r) bash -c
+LO_UP := ip link set lo up
+
+.PHONY: serve test unit build e2e peers deps-serve deps-test
+
+serve: deps-serve
+	$(CARGO) build --release
+	target/release/classcast serve
+
+test: deps-test unit e2e peers
+
+unit:
+	$(CARGO) test --release
+
+build:
+	$(CARGO) build --release
+
+e2e: build
+	$(NETNS) '$(LO_UP) && cd tests/e2e && node --test --test-concurrency=1 --test-timeout=240000 --test-reporter=tap *.test.js'
+
+peers: build
+	$(NETNS) '$(LO_UP) && cd tests/peers && .venv/bin/python -m pytest'
+
+deps-serve:
+	scripts/install-deps.sh serve
+
+deps-test:
+	scripts/install-deps.sh test

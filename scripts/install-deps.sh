@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Install what classcast needs on a Debian 12 machine, and nothing that is already there.
+#
+#   scripts/install-deps.sh serve   # build tools for `cargo build` (rusqlite is bundled)
+#   scripts/install-deps.sh test    # + Chromium, namespaces, GStreamer, Node and Python test deps
+#
+# Idempotent: apt packages are checked with `dpkg -s` (and `apt-get update` runs once, only
+# if something is missing); `npm ci` and the Python venv are redone only when their lock or
+# requirements file changed. Runs as root (no sudo) or with sudo available.
+set -euo pipefail
+
+mode="${1:-serve}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+serve_pkgs=(build-essential pkg-config)
+test_pkgs=(
+  chromium iproute2 util-linux
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice
+  gstreamer1.0-plugins-base-apps
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  libglib2.0-dev
+)
+
+case "$mode" in
+  serve) pkgs=("${serve_pkgs[@]}") ;;
+  test) pkgs=("${serve_pkgs[@]}" "${test_pkgs[@]}") ;;
+  *) echo "usage: $0 [serve|test]" >&2; exit 2 ;;
+esac
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# python3 -m venv needs Debian's python3-venv only when python3 is Debian's own.
+if [ "$mode" = test ] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  pkgs+=(python3-venv)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: apt packages for '$mode' already installed"
+fi
+
+[ "$mode" = test ] || exit 0
+
+# Node test deps: playwright-core never downloads a browser (we use /usr/bin/chromium).
+e2e="$root/tests/e2e"
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+if [ -f "$e2e/package-lock.json" ]; then
+  stamp="$e2e/node_modules/.classcast-lock.sha256"
+  want="$(sha256sum "$e2e/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    (cd "$e2e" && npm ci --no-audit --no-fund)
+    echo "$want" >"$stamp"
+  else
+    echo "install-deps: tests/e2e/node_modules up to date"
+  fi
+else
+  (cd "$e2e" && npm install --no-audit --no-fund)
+fi
+
+# Python peers (aiortc) in their own venv.
+peers="$root/tests/peers"
+venv="$peers/.venv"
+stamp="$venv/.classcast-req.sha256"
+want="$(sha256sum "$peers/requirements.txt" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$peers/requirements.txt"
+  echo "$want" >"$stamp"
+else
+  echo "install-deps: tests/peers/.venv up to date"
+fi

@@ -1,0 +1,40 @@
+// Bring up a running class for a test: server, teacher page publishing camera + board + mic,
+// and N classroom pages publishing camera + mic, each in its own browser. `close()` tears
+// everything down. Shared by the tests that need a live class.
+
+import { setupClass, pageUrl } from './admin.js';
+import { launchBrowser, waitJoined } from './browser.js';
+import { startServer } from './server.js';
+
+export const TEACHER_PARAMS = { autostart: '1', second: 'board' };
+export const CLASSROOM_PARAMS = { autostart: '1' };
+
+/**
+ * Start a server and a class named `name` (log files out/<name>.*).
+ * Returns { server, cls, teacher: {browser, page, url}, rooms: [{id, name, token, browser, page, url}], close() }.
+ */
+export async function startLiveClass(name, { classrooms = 1 } = {}) {
+  const server = await startServer(name);
+  const live = { server, cls: null, teacher: null, rooms: [] };
+  live.close = async () => {
+    for (const b of [live.teacher?.browser, ...live.rooms.map((r) => r.browser)]) await b?.close();
+    await server.stop();
+  };
+  try {
+    live.cls = await setupClass(server, { classrooms });
+    const tb = await launchBrowser('teacher', name);
+    const turl = pageUrl(server, 'teacher.html', live.cls.main.token, TEACHER_PARAMS);
+    live.teacher = { browser: tb, url: turl, page: await tb.open(turl) };
+    await waitJoined(live.teacher.page);
+    for (const [i, c] of live.cls.classrooms.entries()) {
+      const b = await launchBrowser(`classroom${i + 1}`, name);
+      const url = pageUrl(server, 'classroom.html', c.token, CLASSROOM_PARAMS);
+      live.rooms.push({ ...c, browser: b, url, page: await b.open(url) });
+    }
+    for (const r of live.rooms) await waitJoined(r.page);
+  } catch (e) {
+    await live.close();
+    throw e;
+  }
+  return live;
+}
