@@ -1,0 +1,293 @@
+// Room controller shared by the teacher, classroom and observer pages: joins
+// with the link's token, keeps the class state (participants, hands, call-on,
+// live sources), runs the publish and subscribe connections, rejoins after a
+// network drop or server restart (rebuilding both connections), and exposes
+// the automation hook `window.__classcast`.
+//
+// Hook contract: joined, id, role, callOnId, hands, firstFrameMs, log, state,
+// classTitle, tracks(), stats(), publishStats(), setCallOn(id|null),
+// raiseHand(bool). `callOn` is the call-on *function* on the teacher page
+// (the only role allowed to call on) and the current called-on id elsewhere.
+
+import { Signaling, tokenFromLocation, peekToken } from './signaling.js';
+import { PublishSession, SubscribeSession } from './session.js';
+
+const PAGE_OF_ROLE = { main: 'teacher.html', classroom: 'classroom.html', observer: 'observer.html' };
+const DEAD_MEDIA_MS = 8_000;
+const OPTIMISTIC_MS = 3_000;
+const LOG_LIMIT = 2_000;
+
+const JOIN_ERROR_KEYS = {
+  unauthorized: 'err.unauthorized',
+  forbidden: 'err.forbidden',
+  not_found: 'err.notFound',
+  unsupported_version: 'err.version',
+  replaced: 'err.replaced',
+  bad_message: 'err.badMessage',
+  closed_by_server: 'err.closed',
+};
+
+export class Room extends EventTarget {
+  /** `role`: the role this page is for; `publishes`: whether it sends media. */
+  constructor({ role, publishes }) {
+    super();
+    this.pageRole = role;
+    this.token = tokenFromLocation();
+    this.claims = this.token ? peekToken(this.token) : null;
+    this.signaling = new Signaling({ token: this.token });
+    this.publish = publishes ? new PublishSession(this.signaling) : null;
+    this.subscribe = new SubscribeSession(this.signaling);
+    this.me = null;
+    this.classId = this.claims?.cls || null;
+    this.classTitle = '';
+    this.participants = new Map();
+    this.callOnId = null;
+    this.live = new Set();
+    this.deadTimers = new Map();
+    this.revert = null;
+    this.hook = this.makeHook();
+    this.wire();
+  }
+
+  /** Checks the link, then connects. Returns false (after a `fatal` event) if unusable. */
+  start() {
+    if (!this.token) return this.fatal('err.noToken');
+    const role = this.claims?.role;
+    if (role && role !== this.pageRole && PAGE_OF_ROLE[role]) {
+      const url = `${PAGE_OF_ROLE[role]}${location.search}${location.hash}`;
+      return this.fatal('err.wrongPage', { role }, url);
+    }
+    this.signaling.connect();
+    addEventListener('pagehide', () => this.signaling.leave());
+    addEventListener('pageshow', (ev) => { if (ev.persisted) location.reload(); });
+    addEventListener('hashchange', () => location.reload());
+    return true;
+  }
+
+  fatal(key, args = {}, link = null) {
+    this.dispatchEvent(new CustomEvent('fatal', { detail: { key, args, link } }));
+    return false;
+  }
+
+  wire() {
+    const s = this.signaling;
+    const on = (type, fn) => s.addEventListener(type, (ev) => fn.call(this, ev.detail));
+    on('message', this.onAnyMessage);
+    on('joined', this.onJoined);
+    on('subscribe_offer', (msg) => this.subscribe.handleOffer(msg));
+    on('participant_joined', this.onParticipantJoined);
+    on('participant_left', this.onParticipantLeft);
+    on('hand', this.onHand);
+    on('call_on', (msg) => this.setCallOnState(msg.participant ?? null));
+    on('source_state', this.onSourceState);
+    on('error', this.onError);
+    on('state', this.onState);
+    this.subscribe.addEventListener('tracks', (ev) => this.emit('tracks', ev.detail));
+    this.subscribe.addEventListener('state', (ev) => this.watchMedia('subscribe', ev.detail.connection));
+    if (this.publish) {
+      this.publish.addEventListener('state', (ev) => {
+        this.watchMedia('publish', ev.detail.connection);
+        this.emit('publish', ev.detail);
+      });
+      this.publish.addEventListener('error', (ev) => this.emit('notice', { key: 'err.publish', args: ev.detail }));
+    }
+  }
+
+  onAnyMessage(msg) {
+    const log = this.hook.log;
+    log.push(msg.type);
+    if (log.length > LOG_LIMIT) log.splice(0, log.length - LOG_LIMIT);
+  }
+
+  onJoined(msg) {
+    this.me = msg.you;
+    this.classId = msg.class_id;
+    this.classTitle = msg.class_title;
+    this.participants = new Map(msg.participants.map((p) => [p.id, { ...p }]));
+    this.participants.set(msg.you.id, { ...msg.you });
+    this.live = new Set(msg.live);
+    this.callOnId = msg.call_on ?? null;
+    this.subscribe.reset();
+    if (this.publish) this.publish.restart();
+    this.syncHook();
+    this.emit('joined', msg);
+    this.emit('change');
+  }
+
+  onParticipantJoined({ participant }) {
+    this.participants.set(participant.id, { ...participant });
+    this.syncHook();
+    this.emit('change');
+  }
+
+  onParticipantLeft({ id }) {
+    this.participants.delete(id);
+    this.syncHook();
+    this.emit('change');
+  }
+
+  onHand({ id, raised }) {
+    const p = this.participants.get(id);
+    if (p) p.hand_raised = raised;
+    if (this.revert?.kind === 'hand' && id === this.me?.id) this.clearRevert();
+    this.syncHook();
+    this.emit('change');
+  }
+
+  onSourceState({ key, live }) {
+    if (live) this.live.add(key);
+    else this.live.delete(key);
+    this.emit('live', { key, live });
+    this.emit('change');
+  }
+
+  onError(msg) {
+    if (!this.signaling.joined) return;
+    if (this.revert && ['forbidden', 'not_found', 'bad_message'].includes(msg.code)) {
+      this.revert.undo();
+      this.clearRevert();
+    }
+    this.emit('notice', { key: 'err.server', args: { code: msg.code, message: msg.message || '' } });
+  }
+
+  onState({ state, fatal }) {
+    if (state === 'failed' && fatal) {
+      this.fatal(JOIN_ERROR_KEYS[fatal.code] || 'err.generic', { code: fatal.code, message: fatal.message });
+    }
+    if (state !== 'joined') this.clearDeadTimers();
+    this.syncHook();
+    this.emit('status', { state });
+  }
+
+  setCallOnState(id) {
+    this.callOnId = id;
+    if (this.revert?.kind === 'call_on') this.clearRevert();
+    this.syncHook();
+    this.emit('callon', { id });
+    this.emit('change');
+  }
+
+  /** A media connection that stays dead means the server lost us: rejoin. */
+  watchMedia(which, connection) {
+    clearTimeout(this.deadTimers.get(which));
+    this.deadTimers.delete(which);
+    if (!this.signaling.joined) return;
+    if (connection === 'failed') {
+      this.signaling.reconnectNow();
+    } else if (connection === 'disconnected') {
+      this.deadTimers.set(which, setTimeout(() => this.signaling.reconnectNow(), DEAD_MEDIA_MS));
+    }
+  }
+
+  clearDeadTimers() {
+    for (const timer of this.deadTimers.values()) clearTimeout(timer);
+    this.deadTimers.clear();
+  }
+
+  /** Classroom: raise or lower the hand (shown at once, undone if refused). */
+  raiseHand(raised) {
+    const me = this.me && this.participants.get(this.me.id);
+    if (!this.signaling.raiseHand(raised)) return false;
+    if (me) {
+      const before = me.hand_raised;
+      me.hand_raised = !!raised;
+      this.expectReply('hand', () => { me.hand_raised = before; });
+    }
+    this.syncHook();
+    this.emit('change');
+    return true;
+  }
+
+  /** Teacher: call on a classroom, or end the call-on with null. */
+  setCallOn(id) {
+    if (!this.signaling.callOn(id ?? null)) return false;
+    const before = this.callOnId;
+    this.callOnId = id ?? null;
+    this.expectReply('call_on', () => { this.callOnId = before; });
+    this.syncHook();
+    this.emit('callon', { id: this.callOnId });
+    this.emit('change');
+    return true;
+  }
+
+  expectReply(kind, undo) {
+    this.clearRevert();
+    const timer = setTimeout(() => { this.revert = null; }, OPTIMISTIC_MS);
+    this.revert = {
+      kind, timer,
+      undo: () => { undo(); this.syncHook(); this.emit('change'); },
+    };
+  }
+
+  clearRevert() {
+    if (this.revert) clearTimeout(this.revert.timer);
+    this.revert = null;
+  }
+
+  participant(id) {
+    return this.participants.get(id) || null;
+  }
+
+  /** Display name of a participant id, or the id itself. */
+  nameOf(id) {
+    return this.participants.get(id)?.name || id;
+  }
+
+  isLive(key) {
+    return this.live.has(key);
+  }
+
+  handsObject() {
+    const out = {};
+    for (const [id, p] of this.participants) out[id] = !!p.hand_raised;
+    return out;
+  }
+
+  /** Records the first decoded frame of main/camera for the hook. */
+  markFirstFrame(ms) {
+    if (this.hook.firstFrameMs == null) this.hook.firstFrameMs = ms;
+  }
+
+  makeHook() {
+    const room = this;
+    const hook = {
+      joined: false,
+      id: null,
+      role: this.claims?.role || this.pageRole,
+      callOnId: null,
+      hands: {},
+      firstFrameMs: null,
+      log: [],
+      state: 'idle',
+      classTitle: '',
+      tracks: () => room.subscribe.list().map((t) => ({ key: t.key, kind: t.kind, mid: t.mid, trackId: t.track.id })),
+      stats: () => room.subscribe.stats(),
+      publishStats: async () => (room.publish ? room.publish.stats() : {}),
+      publishing: () => (room.publish ? room.publish.activeSources() : []),
+      live: () => [...room.live],
+      participants: () => [...room.participants.values()].map((p) => ({ ...p })),
+      setCallOn: (id) => room.setCallOn(id),
+      raiseHand: (raised) => room.raiseHand(raised),
+    };
+    if (this.pageRole === 'main') hook.callOn = (id) => room.setCallOn(id);
+    else hook.callOn = null;
+    window.__classcast = hook;
+    return hook;
+  }
+
+  syncHook() {
+    const hook = this.hook;
+    hook.state = this.signaling.state;
+    hook.joined = this.signaling.joined;
+    hook.id = this.me?.id ?? null;
+    hook.role = this.me?.role ?? hook.role;
+    hook.callOnId = this.callOnId;
+    if (this.pageRole !== 'main') hook.callOn = this.callOnId;
+    hook.hands = this.handsObject();
+    hook.classTitle = this.classTitle;
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
