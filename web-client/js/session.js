@@ -4,7 +4,9 @@
 //   the mid of each source and applies `publish_answer`.
 // - SubscribeSession: the server-offered connection. Answers every
 //   `subscribe_offer` and maps each received track to its key by mid.
-// Both wait for ICE gathering to finish (2 s cap) because nothing trickles.
+// Neither waits for ICE gathering: the server is ICE-lite and learns the
+// client's address from its connectivity checks, so candidates in the client's
+// SDP are not needed (waiting for them cost up to 2 s per join).
 
 const ICE_GATHER_CAP_MS = 2_000;
 const ANSWER_TIMEOUT_MS = 10_000;
@@ -245,7 +247,6 @@ export class PublishSession extends EventTarget {
     const pc = this.pc;
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
-    await waitForIceGathering(pc);
     if (pc !== this.pc || gen !== this.generation) return;
     const sources = this.describeSources();
     const reply = awaitReply(this.signaling, 'publish_answer', ['bad_sdp', 'forbidden', 'internal']);
@@ -372,7 +373,6 @@ export class SubscribeSession extends EventTarget {
     await pc.setRemoteDescription({ type: 'offer', sdp });
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
-    await waitForIceGathering(pc);
     if (pc !== this.pc || gen !== this.generation) return;
     this.signaling.subscribeAnswer(pc.localDescription.sdp);
     this.collectTracks();
