@@ -9,7 +9,6 @@ import { launchBrowser, waitFor } from './lib/browser.js';
 import { expectFlowing } from './lib/media.js';
 import { startWhipPublisher } from './lib/peers.js';
 import { startServer } from './lib/server.js';
-import { sleep } from './lib/wait.js';
 
 /** Counter of `__whep.stats()[kind][field]`. */
 const whepCounter = (page, kind, field) => async () =>
@@ -48,20 +47,11 @@ describe('WHIP publish (aiortc) → WHEP play (Chromium)', () => {
     assert.ok(publisher.lines.includes('DELETE 204'), `publisher DELETE answered 204 (output: ${publisher.lines.join(' | ')})`);
     assert.equal(code, 0, 'publisher exit code');
 
-    const frames = whepCounter(page, 'video', 'framesDecoded');
-    const deadline = Date.now() + 10000;
-    let how = null;
-    let a = await frames().catch(() => undefined);
-    while (!how && Date.now() < deadline) {
-      await sleep(1000);
-      if (await page.evaluate(() => Boolean(window.__whep.ended))) how = '__whep.ended';
-      else {
-        const b = await frames().catch(() => undefined);
-        if (b === a) how = `framesDecoded stopped at ${b}`;
-        a = b;
-      }
-    }
-    assert.ok(how, 'viewer sees the stream end within 10 s of the DELETE');
+    // The server closes the WHEP connection (DTLS close_notify) once its publication
+    // ended, so the player itself must show the end.
+    const started = Date.now();
+    await waitFor(page, () => Boolean(window.__whep.ended), undefined, 10000, 'whep.html shows the stream ended');
+    const how = `__whep.ended after ${Date.now() - started} ms`;
     t.diagnostic(`viewer saw the end: ${how}`);
   });
 });
