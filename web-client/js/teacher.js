@@ -7,10 +7,10 @@
 import { initI18n, setText, t } from './i18n.js';
 import { Room } from './room.js';
 import {
-  attachTrack, playElement, openCapture, openCamera, openScreen, listDevices, fillDeviceSelect,
+  attachTrack, openCapture, openCamera, openScreen, listDevices, fillDeviceSelect,
   mediaErrorKey, deviceIdOf, stopTrack, makeVideo, makeAudio,
 } from './media.js';
-import { $, h, bindStatus, showFatal, notify, params, roleLabel } from './ui.js';
+import { $, h, bindStatus, showFatal, notify, params, soundBlocked, unlockSound, roleLabel } from './ui.js';
 
 const SECOND_SOURCES = ['board', 'screen'];
 
@@ -335,17 +335,6 @@ function renderParticipants(view) {
     room.callOnId === p.id ? h('span', { class: 'p-onair', i18n: 'teacher.speaking' }) : null));
   list.replaceChildren(...items);
   setText($('#participant-count'), 'teacher.count', { n: items.length });
-}
-
-function soundBlocked(view, el) {
-  view.blockedAudio.add(el);
-  $('#sound-unlock').hidden = false;
-}
-
-function unlockSound(view) {
-  for (const el of view.blockedAudio) playElement(el);
-  view.blockedAudio.clear();
-  $('#sound-unlock').hidden = true;
 }
 
 main();

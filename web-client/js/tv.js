@@ -7,10 +7,10 @@
 import { initI18n, setText, t } from './i18n.js';
 import { Room } from './room.js';
 import {
-  attachTrack, playElement, onFirstFrame, openCapture, listDevices, fillDeviceSelect,
+  attachTrack, onFirstFrame, openCapture, listDevices, fillDeviceSelect,
   mediaErrorKey, stopTrack,
 } from './media.js';
-import { $, h, bindStatus, showFatal, notify, params } from './ui.js';
+import { $, h, bindStatus, showFatal, notify, params, soundBlocked, unlockSound } from './ui.js';
 
 const CONTENT_KEYS = ['main/screen', 'main/board'];
 const VIDEO_TILES = {
@@ -65,17 +65,6 @@ function attachRemote(view, tracks) {
     attachTrack($(sel), byKey.get(key) || null, (el) => soundBlocked(view, el));
   }
   render(view);
-}
-
-function soundBlocked(view, el) {
-  view.blockedAudio.add(el);
-  $('#sound-unlock').hidden = false;
-}
-
-function unlockSound(view) {
-  for (const el of view.blockedAudio) playElement(el);
-  view.blockedAudio.clear();
-  $('#sound-unlock').hidden = true;
 }
 
 /** Which tiles show, and where: the stage layout for the current state. */

@@ -3,6 +3,7 @@
 // goes through i18n keys so a language switch re-renders it.
 
 import { setText, t } from './i18n.js';
+import { playElement } from './media.js';
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -99,4 +100,17 @@ export function params() {
 /** Text of a role for display. */
 export function roleLabel(role) {
   return t(`role.${role}`);
+}
+
+/** Autoplay refused to start `el` with sound: remember it and offer the unlock button. */
+export function soundBlocked(view, el) {
+  view.blockedAudio.add(el);
+  $('#sound-unlock').hidden = false;
+}
+
+/** The user clicked the unlock button: start every element that was refused. */
+export function unlockSound(view) {
+  for (const el of view.blockedAudio) playElement(el);
+  view.blockedAudio.clear();
+  $('#sound-unlock').hidden = true;
 }
