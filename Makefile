@@ -3,6 +3,8 @@
 #   make test    everything CI runs: Rust unit + integration tests, browser e2e, aiortc peers
 #   make e2e     Node + Chromium end-to-end tests only (in a loopback-only network namespace)
 #   make peers   Python aiortc peer tests only (same namespace rule)
+#   make fuzz    every fuzz target for FUZZ_SECS seconds (cargo-fuzz, not part of make test)
+#   make bench   the forwarding benchmark (docs/PERFORMANCE.md)
 # CLASSCAST_BIN overrides the server binary the e2e and peer tests start.
 
 SHELL := /bin/bash
@@ -12,7 +14,10 @@ CARGO ?= cargo
 NETNS := unshare -n $(if $(filter 0,$(shell id -u)),,-r) bash -c
 LO_UP := ip link set lo up
 
-.PHONY: serve test unit build e2e peers deps-serve deps-test
+.PHONY: serve test unit build e2e peers fuzz bench deps-serve deps-test
+
+FUZZ_SECS ?= 30
+FUZZ_TARGETS := datagram sdp_offer client_msg join_token
 
 serve: deps-serve
 	$(CARGO) build --release
@@ -37,3 +42,13 @@ deps-serve:
 
 deps-test:
 	scripts/install-deps.sh test
+
+# cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	for t in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t -- -max_total_time=$(FUZZ_SECS) -rss_limit_mb=4096 || exit 1; \
+	done
+
+bench:
+	$(CARGO) bench --bench forward
