@@ -57,8 +57,12 @@ impl Sfu {
         match state {
             IceConnectionState::Disconnected => {
                 peer.disconnected_at.get_or_insert(now);
+                self.deadline_added(now + super::DISCONNECT_GRACE);
             }
-            IceConnectionState::Connected | IceConnectionState::Completed => peer.disconnected_at = None,
+            IceConnectionState::Connected | IceConnectionState::Completed => {
+                peer.disconnected_at = None;
+                self.deadline_reset();
+            }
             _ => {}
         }
     }

@@ -107,6 +107,8 @@ pub struct Sfu {
     next_id: u64,
     seed: u64,
     dirty: Vec<PeerId>,
+    /// Cached `poll_timeout` (None: recompute). Kept exact by `deadline_*`.
+    deadline: std::cell::Cell<Option<Option<Instant>>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
 }
@@ -125,6 +127,7 @@ impl Sfu {
             next_id,
             seed: 0x9e37_79b9_7f4a_7c15,
             dirty: Vec::new(),
+            deadline: std::cell::Cell::new(None),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -163,10 +166,41 @@ impl Sfu {
 
     /// When `handle_timeout` must be called next (`None`: nothing scheduled).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(cached) = self.deadline.get() {
+            return cached;
+        }
+        let earliest = self.scan_timeouts();
+        self.deadline.set(Some(earliest));
+        earliest
+    }
+
+    /// The earliest deadline over every connection and keyframe throttle.
+    fn scan_timeouts(&self) -> Option<Instant> {
         let peers = self.peers.values().map(|p| p.next_timeout);
         let keyframes = self.peers.values().flat_map(|p| p.tracks_in.values()).filter_map(|t| t.keyframes.poll_timeout());
         let grace = self.peers.values().filter_map(|p| p.disconnected_at.map(|t| t + DISCONNECT_GRACE));
         peers.chain(keyframes).chain(grace).min()
+    }
+
+    /// A deadline `t` was added: the cache stays exact if `t` is not later.
+    fn deadline_added(&self, t: Instant) {
+        if let Some(cached) = self.deadline.get() {
+            self.deadline.set(Some(Some(cached.map_or(t, |c| c.min(t)))));
+        }
+    }
+
+    /// A deadline moved from `old` to `new`.
+    fn deadline_moved(&self, old: Instant, new: Instant) {
+        match self.deadline.get() {
+            Some(Some(c)) if new < c => self.deadline.set(Some(Some(new))),
+            Some(Some(c)) if old > c => {}
+            _ => self.deadline.set(None),
+        }
+    }
+
+    /// Deadlines were removed or changed in bulk: recompute on the next poll.
+    fn deadline_reset(&self) {
+        self.deadline.set(None);
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -177,6 +211,7 @@ impl Sfu {
         self.send_due_keyframe_requests(now);
         self.close_stale_peers(now);
         self.drain(now);
+        self.deadline_reset();
     }
 
     /// One datagram received on the shared media port.
@@ -247,7 +282,8 @@ impl Sfu {
             }
             match peer.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
-                    peer.next_timeout = t;
+                    let old = std::mem::replace(&mut peer.next_timeout, t);
+                    self.deadline_moved(old, t);
                     return;
                 }
                 Ok(Output::Transmit(t)) => self.transmits.push_back(t),
@@ -291,6 +327,7 @@ impl Sfu {
 
     fn close_peer(&mut self, id: PeerId, reason: CloseReason) {
         let Some(mut peer) = self.peers.remove(&id) else { return };
+        self.deadline_reset();
         self.send_goodbye(&mut peer);
         self.by_ufrag.remove(&peer.ufrag);
         for a in &peer.addrs {
@@ -370,6 +407,7 @@ impl Sfu {
         self.peers.insert(id, peer);
         self.rooms.entry(room.clone()).or_insert_with(Room::new).peers.push(id);
         self.dirty.push(id);
+        self.deadline_added(now);
         id
     }
 

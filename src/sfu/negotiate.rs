@@ -132,12 +132,16 @@ impl Sfu {
         let peer = self.peers.get_mut(&id).ok_or(NegotiationError::UnknownPeer)?;
         let pending = peer.pending_offer.take().ok_or(NegotiationError::NoPendingOffer)?;
         peer.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| NegotiationError::Refused(e.to_string()))?;
-        let video: Vec<Mid> = peer.down.iter_mut().filter(|(_, d)| !d.negotiated).map(|(m, d)| {
+        let added: Vec<Mid> = peer.down.iter_mut().filter(|(_, d)| !d.negotiated).map(|(m, d)| {
             d.renegotiated();
             *m
         }).collect();
-        for mid in video {
-            self.request_keyframe_for_down(id, mid, now);
+        // Before DTLS is up a keyframe would be dropped, and would hold back (by the
+        // throttle) the request that `on_connected` makes when it can be delivered.
+        if peer.connected {
+            for mid in added {
+                self.request_keyframe_for_down(id, mid, now);
+            }
         }
         self.offer_if_needed(id);
         self.mark_dirty(id);
@@ -252,7 +256,7 @@ impl Sfu {
         if peer.tracks_in.get(&mid).is_some_and(|t| t.source == source) {
             return;
         }
-        peer.tracks_in.insert(mid, TrackIn::new(source, generation));
+        peer.tracks_in.insert(mid, TrackIn::new(key.clone(), generation));
         tracing::info!(peer = %id, room = %peer.room, %key, "source published");
         let room = peer.room.clone();
         self.bind(&room, key, Feed { peer: id, mid }, now);
@@ -308,6 +312,8 @@ impl Sfu {
         let Some(track) = self.peers.get_mut(&publisher).and_then(|p| p.tracks_in.get_mut(&mid)) else { return };
         if track.keyframes.request(now) {
             self.send_pli(publisher, mid);
+        } else if let Some(due) = track.keyframes.poll_timeout() {
+            self.deadline_added(due);
         }
     }
 

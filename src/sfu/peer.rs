@@ -52,6 +52,9 @@ impl CodecKey {
 #[derive(Debug)]
 pub struct TrackIn {
     pub source: Source,
+    /// The slot this track feeds, and the spotlight slot it feeds when called on.
+    pub key: SlotKey,
+    pub spotlight: Option<SlotKey>,
     /// Unique per track instance: a new instance is a new source for rewriters.
     pub generation: u64,
     pub keyframes: KeyframeThrottle,
@@ -59,8 +62,15 @@ pub struct TrackIn {
 }
 
 impl TrackIn {
-    pub fn new(source: Source, generation: u64) -> Self {
-        TrackIn { source, generation, keyframes: KeyframeThrottle::new(KEYFRAME_REQUEST_INTERVAL), codecs: HashMap::new() }
+    pub fn new(key: SlotKey, generation: u64) -> Self {
+        TrackIn {
+            source: key.source,
+            spotlight: SlotKey::spotlight_of(key.source),
+            key,
+            generation,
+            keyframes: KeyframeThrottle::new(KEYFRAME_REQUEST_INTERVAL),
+            codecs: HashMap::new(),
+        }
     }
 
     /// The codec of a payload type in this publisher's session (cached).

@@ -138,12 +138,13 @@ impl Room {
         Room { slots, spotlight: None, peers: Vec::new() }
     }
 
-    /// Slots a packet from `owner`'s `source` goes to: its own, plus the spotlight
-    /// slot when `owner` is called on.
-    pub fn targets(&self, owner: &str, source: Source) -> [Option<SlotKey>; 2] {
-        let own = Some(SlotKey::new(owner, source));
-        let spot = (self.spotlight.as_deref() == Some(owner)).then(|| SlotKey::spotlight_of(source)).flatten();
-        [own, spot]
+    /// The subscribers a packet of a track goes to: those of its own slot, plus
+    /// those of the spotlight slot when its owner is called on. No allocation.
+    pub fn fan_out(&self, own: &SlotKey, spotlight: Option<&SlotKey>, owner: &str) -> [Option<Arc<[DownRef]>>; 2] {
+        let own_subs = self.slots.get(own).map(|s| s.subscribers.clone());
+        let called_on = self.spotlight.as_deref() == Some(owner);
+        let spot_subs = spotlight.filter(|_| called_on).and_then(|k| self.slots.get(k)).map(|s| s.subscribers.clone());
+        [own_subs, spot_subs]
     }
 }
 
@@ -176,11 +177,15 @@ mod tests {
     #[test]
     fn called_on_classroom_also_feeds_spotlight() {
         let mut r = Room::new();
-        assert_eq!(r.targets("c1", Source::Camera)[1], None);
+        let own = SlotKey::new("c1", Source::Camera);
+        let spot = SlotKey::spotlight_of(Source::Camera);
+        r.slots.entry(own.clone()).or_default().attach(DownRef { peer: PeerId(1), mid: Mid::from("0") });
+        r.slots.get_mut(spot.as_ref().unwrap()).unwrap().attach(DownRef { peer: PeerId(2), mid: Mid::from("0") });
+        let lens = |r: &Room, owner: &str| r.fan_out(&own, spot.as_ref(), owner).map(|s| s.map(|l| l.len()));
+        assert_eq!(lens(&r, "c1"), [Some(1), None]);
         r.spotlight = Some("c1".into());
-        assert_eq!(r.targets("c1", Source::Camera)[1], Some(SlotKey::new(SPOTLIGHT, Source::Camera)));
-        assert_eq!(r.targets("c1", Source::Mic)[1], Some(SlotKey::new(SPOTLIGHT, Source::Mic)));
-        assert_eq!(r.targets("c2", Source::Camera)[1], None);
+        assert_eq!(lens(&r, "c1"), [Some(1), Some(1)]);
+        assert_eq!(lens(&r, "c2"), [Some(1), None], "only the called-on owner feeds the spotlight");
     }
 
     #[test]

@@ -21,7 +21,9 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use self::keyframe::starts_keyframe;
 use self::rewrite::SourcePacket;
 use super::peer::CodecKey;
-use super::room::{DownRef, SlotKey};
+use str0m::media::Mid;
+
+use super::room::DownRef;
 use super::stats::DropReason;
 use super::{PeerId, Sfu, wallclock};
 
@@ -44,29 +46,26 @@ struct Incoming {
 impl Sfu {
     pub(super) fn forward(&mut self, from: PeerId, pkt: RtpPacket, now: Instant) {
         super::stats::SfuCounters::incr(&self.counters.packets_received);
-        let Some((inc, room, source, mid)) = self.incoming(from, pkt) else {
+        let Some((inc, mid, fan_out)) = self.route(from, pkt) else {
             self.counters.dropped(DropReason::UnknownTrack);
             return;
         };
-        let Some(targets) = self.rooms.get(&room).map(|r| r.targets(&inc.owner, source)) else { return };
         let mut want_keyframe = false;
-        for key in targets.iter().flatten() {
-            want_keyframe |= self.forward_to_slot(&room, key, &inc);
+        for subs in fan_out.iter().flatten() {
+            want_keyframe |= self.forward_to(subs, &inc);
         }
         if want_keyframe {
             self.request_keyframe(from, mid, now);
         }
     }
 
-    fn incoming(
-        &mut self,
-        from: PeerId,
-        pkt: RtpPacket,
-    ) -> Option<(Incoming, super::RoomId, crate::signaling::protocol::Source, str0m::media::Mid)> {
+    /// Read the packet once from its publisher and find who gets it.
+    fn route(&mut self, from: PeerId, pkt: RtpPacket) -> Option<(Incoming, Mid, [Option<Arc<[DownRef]>>; 2])> {
         let peer = self.peers.get_mut(&from)?;
         let mid = peer.rtc.direct_api().stream_rx(&pkt.header.ssrc)?.mid();
         let track = peer.tracks_in.get_mut(&mid)?;
         let codec = track.codec(&peer.rtc, pkt.header.payload_type)?;
+        let fan_out = self.rooms.get(&peer.room)?.fan_out(&track.key, track.spotlight.as_ref(), &peer.participant);
         let video = codec.video();
         let inc = Incoming {
             owner: peer.participant.clone(),
@@ -82,16 +81,13 @@ impl Sfu {
             at: pkt.timestamp,
             payload: pkt.payload,
         };
-        Some((inc, peer.room.clone(), track.source, mid))
+        Some((inc, mid, fan_out))
     }
 
-    /// Returns whether a subscriber waits for a keyframe.
-    fn forward_to_slot(&mut self, room: &super::RoomId, key: &SlotKey, inc: &Incoming) -> bool {
-        let Some(subs) = self.rooms.get(room).and_then(|r| r.slots.get(key)).map(|s| s.subscribers.clone()) else {
-            return false;
-        };
+    /// Write to every subscriber of one slot; returns whether one waits for a keyframe.
+    fn forward_to(&mut self, subs: &[DownRef], inc: &Incoming) -> bool {
         let mut want_keyframe = false;
-        for down in subs.iter() {
+        for down in subs {
             match self.write_down(*down, inc) {
                 Ok(bytes) => self.counters.forwarded(bytes),
                 Err(reason) => {
