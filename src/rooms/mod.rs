@@ -237,7 +237,8 @@ impl Rooms {
                     class.set_source_live(key.to_string(), live);
                 }
             }
-            SfuEvent::PeerConnected { .. } => {}
+            // Recording is wired to the recorder by the recording layer (not yet built).
+            SfuEvent::PeerConnected { .. } | SfuEvent::TapStarted { .. } | SfuEvent::TapEnded { .. } => {}
             SfuEvent::PeerClosed { peer, reason, .. } => self.on_peer_closed(peer, reason),
         }
     }

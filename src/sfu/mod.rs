@@ -25,6 +25,7 @@ pub mod room;
 pub mod sdp_check;
 pub mod sim;
 pub mod stats;
+pub mod tap;
 mod wallclock;
 
 use std::collections::{HashMap, VecDeque};
@@ -93,6 +94,10 @@ pub enum SfuEvent {
     SourceState { room: RoomId, key: SlotKey, live: bool },
     /// DTLS is up: media can flow.
     PeerConnected { peer: PeerId },
+    /// A recorded slot got its tap: its packets come out of `Sfu::poll_tap`.
+    TapStarted { room: RoomId, tap: tap::TapId, key: SlotKey },
+    /// A tap ended (recording stopped or the room closed): finish its file.
+    TapEnded { tap: tap::TapId },
     /// The connection is gone; forget its ufrag and addresses.
     PeerClosed { peer: PeerId, room: RoomId, ufrag: String, addrs: Vec<SocketAddr>, reason: CloseReason },
 }
@@ -111,6 +116,8 @@ pub struct Sfu {
     deadline: std::cell::Cell<Option<Option<Instant>>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
+    taps: HashMap<tap::TapId, tap::Tap>,
+    tap_out: VecDeque<tap::TapPacket>,
 }
 
 impl Sfu {
@@ -130,6 +137,8 @@ impl Sfu {
             deadline: std::cell::Cell::new(None),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            taps: HashMap::new(),
+            tap_out: VecDeque::new(),
         }
     }
 
@@ -321,6 +330,7 @@ impl Sfu {
         for id in ids {
             self.close_peer(id, CloseReason::Removed);
         }
+        self.end_taps(&RoomId::from(room));
         self.rooms.remove(room);
         self.drain(now);
     }
@@ -367,7 +377,7 @@ impl Sfu {
                 lost.push(key.clone());
             }
         }
-        if room.peers.is_empty() {
+        if room.peers.is_empty() && !room.recording {
             self.rooms.remove(&peer.room);
         }
         for key in lost {
@@ -379,7 +389,7 @@ impl Sfu {
     /// have nothing left to watch (their player then shows the end).
     fn feed_lost(&mut self, room_id: &RoomId, key: SlotKey) {
         let viewers: Vec<PeerId> = match self.rooms.get(room_id) {
-            Some(room) => room.slots.get(&key).map(|s| s.subscribers.iter().map(|d| d.peer).collect()).unwrap_or_default(),
+            Some(room) => room.slots.get(&key).map(|s| s.subscribers.iter().filter_map(peer_of).collect()).unwrap_or_default(),
             None => Vec::new(),
         };
         self.events.push_back(SfuEvent::SourceState { room: room_id.clone(), key, live: false });
@@ -417,6 +427,13 @@ impl Sfu {
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
         (self.seed >> 32) as u16
+    }
+}
+
+fn peer_of(d: &room::DownRef) -> Option<PeerId> {
+    match d {
+        room::DownRef::Peer { peer, .. } => Some(*peer),
+        room::DownRef::Tap(_) => None,
     }
 }
 

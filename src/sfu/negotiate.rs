@@ -202,7 +202,7 @@ impl Sfu {
         down.negotiated = negotiated;
         peer.down.insert(mid, down);
         let room = self.rooms.entry(peer.room.clone()).or_insert_with(Room::new);
-        room.slots.entry(slot).or_default().attach(DownRef { peer: id, mid });
+        room.slots.entry(slot).or_default().attach(DownRef::Peer { peer: id, mid });
     }
 
     /// Send the next subscribe offer if slots wait and no offer is in flight.
@@ -272,6 +272,7 @@ impl Sfu {
         if first {
             self.announce(room_id, &key);
         }
+        self.ensure_tap(room_id, key.clone(), now);
         if has_subscribers && key.kind() == MediaKind::Video {
             self.request_keyframe(feed.peer, feed.mid, now);
         }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use str0m::media::{MediaKind, Mid};
 
 use super::PeerId;
+use super::tap::TapId;
 use crate::signaling::protocol::Source;
 
 /// Owner name of the spotlight slots.
@@ -69,11 +70,11 @@ pub struct Feed {
     pub mid: Mid,
 }
 
-/// A subscriber's track attached to a slot.
+/// Where a slot's packets go: a subscriber connection's m-line, or a recording tap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DownRef {
-    pub peer: PeerId,
-    pub mid: Mid,
+pub enum DownRef {
+    Peer { peer: PeerId, mid: Mid },
+    Tap(TapId),
 }
 
 #[derive(Debug, Default)]
@@ -92,9 +93,25 @@ impl Slot {
     }
 
     pub fn detach_peer(&mut self, peer: PeerId) {
-        if self.subscribers.iter().any(|d| d.peer == peer) {
-            self.subscribers = self.subscribers.iter().filter(|d| d.peer != peer).copied().collect();
+        self.detach(|d| matches!(d, DownRef::Peer { peer: p, .. } if *p == peer));
+    }
+
+    pub fn detach_tap(&mut self, tap: TapId) {
+        self.detach(|d| *d == DownRef::Tap(tap));
+    }
+
+    fn detach(&mut self, matches: impl Fn(&DownRef) -> bool) {
+        if self.subscribers.iter().any(&matches) {
+            self.subscribers = self.subscribers.iter().filter(|d| !matches(d)).copied().collect();
         }
+    }
+
+    /// The recording tap of this slot, if it is recorded.
+    pub fn tap(&self) -> Option<TapId> {
+        self.subscribers.iter().find_map(|d| match d {
+            DownRef::Tap(t) => Some(*t),
+            DownRef::Peer { .. } => None,
+        })
     }
 }
 
@@ -127,6 +144,8 @@ pub struct Room {
     /// The classroom currently called on.
     pub spotlight: Option<String>,
     pub peers: Vec<PeerId>,
+    /// Whether every published slot is recorded (each gets a tap).
+    pub recording: bool,
 }
 
 impl Room {
@@ -135,7 +154,7 @@ impl Room {
         for source in [Source::Camera, Source::Mic] {
             slots.insert(SlotKey::new(SPOTLIGHT, source), Slot { announced: true, ..Slot::default() });
         }
-        Room { slots, spotlight: None, peers: Vec::new() }
+        Room { slots, spotlight: None, peers: Vec::new(), recording: false }
     }
 
     /// The subscribers a packet of a track goes to: those of its own slot, plus
@@ -179,8 +198,8 @@ mod tests {
         let mut r = Room::new();
         let own = SlotKey::new("c1", Source::Camera);
         let spot = SlotKey::spotlight_of(Source::Camera);
-        r.slots.entry(own.clone()).or_default().attach(DownRef { peer: PeerId(1), mid: Mid::from("0") });
-        r.slots.get_mut(spot.as_ref().unwrap()).unwrap().attach(DownRef { peer: PeerId(2), mid: Mid::from("0") });
+        r.slots.entry(own.clone()).or_default().attach(DownRef::Peer { peer: PeerId(1), mid: Mid::from("0") });
+        r.slots.get_mut(spot.as_ref().unwrap()).unwrap().attach(DownRef::Peer { peer: PeerId(2), mid: Mid::from("0") });
         let lens = |r: &Room, owner: &str| r.fan_out(&own, spot.as_ref(), owner).map(|s| s.map(|l| l.len()));
         assert_eq!(lens(&r, "c1"), [Some(1), None]);
         r.spotlight = Some("c1".into());
@@ -192,11 +211,15 @@ mod tests {
     fn copy_on_write_detach() {
         let mut s = Slot::default();
         let (a, b) = (PeerId(1), PeerId(2));
-        s.attach(DownRef { peer: a, mid: Mid::from("0") });
-        s.attach(DownRef { peer: b, mid: Mid::from("1") });
+        s.attach(DownRef::Peer { peer: a, mid: Mid::from("0") });
+        s.attach(DownRef::Peer { peer: b, mid: Mid::from("1") });
+        s.attach(DownRef::Tap(TapId(7)));
         let snapshot = s.subscribers.clone();
         s.detach_peer(a);
-        assert_eq!(snapshot.len(), 2);
-        assert_eq!(s.subscribers.len(), 1);
+        assert_eq!(snapshot.len(), 3);
+        assert_eq!(s.subscribers.len(), 2);
+        assert_eq!(s.tap(), Some(TapId(7)));
+        s.detach_tap(TapId(7));
+        assert_eq!(s.tap(), None);
     }
 }

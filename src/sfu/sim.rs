@@ -50,6 +50,8 @@ pub struct Net {
     pub room: super::RoomId,
     /// Subscriber connections and the client that answers their offers.
     subscribers: Vec<(PeerId, usize)>,
+    /// Packets the SFU handed to recording taps.
+    pub tapped: Vec<super::tap::TapPacket>,
 }
 
 fn client_rtc(now: Instant) -> Rtc {
@@ -68,7 +70,7 @@ impl Net {
     pub fn new() -> Net {
         let now = Instant::now();
         let config = SfuConfig { candidates: vec![SERVER.parse().unwrap()], id_base: 1 };
-        Net { sfu: Sfu::new(config), clients: Vec::new(), now, events: Vec::new(), room: "class-1".into(), subscribers: Vec::new() }
+        Net { sfu: Sfu::new(config), clients: Vec::new(), now, events: Vec::new(), room: "class-1".into(), subscribers: Vec::new(), tapped: Vec::new() }
     }
 
     pub fn add_client(&mut self) -> usize {
@@ -160,6 +162,9 @@ impl Net {
     fn deliver_server_output(&mut self) {
         while let Some(e) = self.sfu.poll_event() {
             self.on_event(e);
+        }
+        while let Some(p) = self.sfu.poll_tap() {
+            self.tapped.push(p);
         }
         while let Some(t) = self.sfu.poll_transmit() {
             let Some(c) = self.clients.iter().position(|c| c.addr == t.destination) else { continue };

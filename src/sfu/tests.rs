@@ -227,3 +227,54 @@ fn whep_viewer_receives_main_and_is_closed_when_the_publication_ends() {
     assert!(closed, "the viewer's connection is closed when nothing is left to watch");
     assert_eq!(net.sfu.peer_count(), 0);
 }
+
+#[test]
+fn recording_taps_every_published_slot_on_one_line_across_a_restart() {
+    use super::SfuEvent;
+    let mut net = Net::new();
+    let teacher = net.add_client();
+    let room = net.room.clone();
+    net.sfu.set_recording(net.now, &room, true);
+    let (pubp, mids) = net.publish(teacher, MAIN, &[Source::Camera, Source::Mic]);
+    net.run(1500 * MS);
+    let started: Vec<String> = net.events.iter().filter_map(|e| match e {
+        SfuEvent::TapStarted { key, .. } => Some(key.to_string()),
+        _ => None,
+    }).collect();
+    assert_eq!(started.len(), 2, "one tap per published slot: {started:?}");
+    net.send_video(teacher, mids[0], 500, 90_000, 4, true);
+    // The teacher reloads: the recording continues on the same line.
+    net.sfu.remove_peer(pubp, net.now);
+    let reloaded = net.add_client();
+    let (_, mids2) = net.publish(reloaded, MAIN, &[Source::Camera, Source::Mic]);
+    net.run(1500 * MS);
+    net.send_video(reloaded, mids2[0], 3, 7, 4, true);
+    let video: Vec<_> = net.tapped.iter().filter(|p| p.codec.video().is_some()).collect();
+    assert_eq!(video.len(), 8);
+    assert!(video.windows(2).all(|w| w[1].seq == w[0].seq + 1), "no gap in the recorded sequence");
+    assert!(video.windows(2).all(|w| w[1].ts.wrapping_sub(w[0].ts) < u32::MAX / 2), "recorded time only moves forward");
+    assert_eq!(video[0].payload.as_ref(), KEY);
+    net.sfu.set_recording(net.now, &room, false);
+    net.run(MS);
+    let ended = net.events.iter().filter(|e| matches!(e, SfuEvent::TapEnded { .. })).count();
+    assert_eq!(ended, 2, "stopping the recording ends every tap");
+}
+
+#[test]
+fn recording_started_mid_stream_begins_at_a_keyframe() {
+    let mut net = Net::new();
+    let teacher = net.add_client();
+    let (_, mids) = net.publish(teacher, MAIN, &[Source::Camera]);
+    net.run(1500 * MS);
+    net.send_video(teacher, mids[0], 1, 0, 3, true);
+    let room = net.room.clone();
+    net.sfu.set_recording(net.now, &room, true);
+    let before = net.clients[teacher].keyframe_requests;
+    net.send_video(teacher, mids[0], 4, 9000, 3, false);
+    assert!(net.tapped.is_empty(), "delta frames before the first keyframe are not recorded");
+    net.run(600 * MS);
+    assert!(net.clients[teacher].keyframe_requests > before, "the tap asked for a keyframe");
+    net.send_video(teacher, mids[0], 7, 18_000, 2, true);
+    assert_eq!(net.tapped.len(), 2);
+    assert_eq!(net.tapped[0].payload.as_ref(), KEY);
+}

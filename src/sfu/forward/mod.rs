@@ -19,11 +19,12 @@ use std::time::Instant;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 use self::keyframe::starts_keyframe;
-use self::rewrite::SourcePacket;
-use super::peer::CodecKey;
+use self::rewrite::{Rewritten, SourcePacket};
+use super::peer::{CodecKey, DownTrack};
 use str0m::media::Mid;
 
 use super::room::DownRef;
+use super::tap::{TapId, TapPacket};
 use super::stats::DropReason;
 use super::{PeerId, Sfu, wallclock};
 
@@ -100,39 +101,65 @@ impl Sfu {
     }
 
     fn write_down(&mut self, d: DownRef, inc: &Incoming) -> Result<usize, DropReason> {
-        let peer = self.peers.get_mut(&d.peer).ok_or(DropReason::SubscriberNotReady)?;
+        let (peer_id, mid) = match d {
+            DownRef::Peer { peer, mid } => (peer, mid),
+            DownRef::Tap(tap) => return self.write_tap(tap, inc),
+        };
+        let peer = self.peers.get_mut(&peer_id).ok_or(DropReason::SubscriberNotReady)?;
         if *peer.participant == *inc.owner {
             return Err(DropReason::OwnMedia);
         }
-        let down = peer.down.get_mut(&d.mid).ok_or(DropReason::SubscriberNotReady)?;
+        let down = peer.down.get_mut(&mid).ok_or(DropReason::SubscriberNotReady)?;
         if !peer.connected || !down.negotiated {
             return Err(DropReason::SubscriberNotReady);
         }
-        if down.paused {
-            return Err(DropReason::SubscriberPaused);
-        }
-        if inc.video && down.rewriter.is_switch(inc.generation) {
-            down.awaiting_keyframe = true;
-        }
-        if inc.video && down.awaiting_keyframe {
-            if !inc.keyframe {
-                return Err(DropReason::AwaitingKeyframe);
-            }
-            down.awaiting_keyframe = false;
-        }
-        let pt = down.pt_for(&peer.rtc, d.mid, inc.codec).ok_or(DropReason::CodecMismatch)?;
-        let src = SourcePacket { source: inc.generation, seq: inc.seq, ts: inc.ts, clock_rate: inc.codec.clock_rate, at: inc.at };
-        let out = down.rewriter.rewrite(src).map_err(|_| DropReason::BeforeSwitch)?;
+        let pt = down.pt_for(&peer.rtc, mid, inc.codec).ok_or(DropReason::CodecMismatch)?;
+        let out = admit(down, inc)?;
         let write = RtpWrite::new(pt, out.seq.into(), out.ts, inc.captured, inc.payload.clone())
             .marker(inc.marker)
             .ext_vals(inc.ext.clone())
             .nackable(inc.video);
         let mut api = peer.rtc.direct_api();
-        let tx = api.stream_tx_by_mid(d.mid, None).ok_or(DropReason::SubscriberNotReady)?;
+        let tx = api.stream_tx_by_mid(mid, None).ok_or(DropReason::SubscriberNotReady)?;
         tx.write_rtp(write);
-        self.mark_dirty(d.peer);
+        self.mark_dirty(peer_id);
         Ok(inc.payload.len())
     }
+
+    fn write_tap(&mut self, id: TapId, inc: &Incoming) -> Result<usize, DropReason> {
+        let tap = self.taps.get_mut(&id).ok_or(DropReason::SubscriberNotReady)?;
+        let out = admit(&mut tap.down, inc)?;
+        let packet = TapPacket {
+            tap: id,
+            codec: inc.codec,
+            seq: out.seq,
+            ts: out.ts,
+            marker: inc.marker,
+            payload: inc.payload.clone(),
+            captured: inc.captured,
+        };
+        self.tap_out.push_back(packet);
+        Ok(inc.payload.len())
+    }
+}
+
+/// The gate every down track applies: not paused; after a source switch video
+/// waits for a keyframe; then the packet is rewritten onto the track's line.
+fn admit(down: &mut DownTrack, inc: &Incoming) -> Result<Rewritten, DropReason> {
+    if down.paused {
+        return Err(DropReason::SubscriberPaused);
+    }
+    if inc.video && down.rewriter.is_switch(inc.generation) {
+        down.awaiting_keyframe = true;
+    }
+    if inc.video && down.awaiting_keyframe {
+        if !inc.keyframe {
+            return Err(DropReason::AwaitingKeyframe);
+        }
+        down.awaiting_keyframe = false;
+    }
+    let src = SourcePacket { source: inc.generation, seq: inc.seq, ts: inc.ts, clock_rate: inc.codec.clock_rate, at: inc.at };
+    down.rewriter.rewrite(src).map_err(|_| DropReason::BeforeSwitch)
 }
 
 /// The header extensions that describe the media itself.
