@@ -221,3 +221,52 @@ fn spawn_receiver(socket: Arc<UdpSocket>, shards: Arc<[Shard]>, routes: Arc<Rout
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sfu::SfuEvent;
+
+    fn start() -> (MediaDriver, tokio::sync::mpsc::UnboundedReceiver<SfuEvent>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let local: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
+        (MediaDriver::start(local, vec![local], 1, tx).unwrap(), rx)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_core_is_restarted_and_its_rooms_told() {
+        let (driver, mut events) = start();
+        let room: RoomId = "k1".into();
+        let peer = driver.subscribe(room.clone(), "r1".into(), Policy::Audience { own_id: None }).await.unwrap();
+        assert!(driver.call("k1", |_, _, _, _| -> () { panic!("injected fault") }).await.is_err());
+        let reset = loop {
+            match events.recv().await.unwrap() {
+                SfuEvent::ShardReset { rooms } => break rooms,
+                _ => continue,
+            }
+        };
+        assert_eq!(reset, vec![room.clone()]);
+        // The shard serves again, from an empty core.
+        let count = driver.call("k1", |sfu, _, _, _| sfu.peer_count()).await.unwrap();
+        assert_eq!(count, 0);
+        let again = driver.subscribe(room, "r1".into(), Policy::Audience { own_id: None }).await.unwrap();
+        assert_ne!(again, peer);
+    }
+
+    #[tokio::test]
+    async fn datagrams_from_strangers_are_counted_not_routed() {
+        let (driver, _events) = start();
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for first in [0x00u8, 0x16, 0x80, 0xff] {
+            sock.send_to(&[first, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20], driver.local_addr()).unwrap();
+        }
+        let total = || driver.counters().iter().map(|c| DropReason::ALL.iter().map(|r| c.drops(*r)).sum::<u64>()).sum::<u64>();
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while total() < 4 && Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(total(), 4);
+        assert_eq!(driver.unrouted.drops(DropReason::UnknownSource), 3);
+        assert_eq!(driver.unrouted.drops(DropReason::Unrecognized), 1);
+    }
+}

@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -77,19 +78,44 @@ impl Worker {
         let local = self.socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
         loop {
             let deadline = self.sfu.poll_timeout().unwrap_or_else(|| Instant::now() + IDLE_WAKEUP);
-            match self.rx.recv_deadline(deadline) {
-                Ok(ShardMsg::Datagram { source, data, at }) => self.sfu.handle_datagram(at, source, local, &data),
-                Ok(ShardMsg::Call(job)) => job(&mut self.sfu, Instant::now()),
-                Err(RecvTimeoutError::Timeout) => {}
+            let msg = match self.rx.recv_deadline(deadline) {
+                Ok(msg) => Some(msg),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
+            };
+            // str0m panics only on its own bugs; one must not take the shard down.
+            if std::panic::catch_unwind(AssertUnwindSafe(|| self.step(msg, local))).is_err() {
+                self.reset();
             }
-            let now = Instant::now();
-            if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
-                self.sfu.handle_timeout(now);
-            }
-            self.flush();
-            self.refresh_gauges(now);
         }
+    }
+
+    fn step(&mut self, msg: Option<ShardMsg>, local: SocketAddr) {
+        match msg {
+            Some(ShardMsg::Datagram { source, data, at }) => self.sfu.handle_datagram(at, source, local, &data),
+            Some(ShardMsg::Call(job)) => job(&mut self.sfu, Instant::now()),
+            None => {}
+        }
+        let now = Instant::now();
+        if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+            self.sfu.handle_timeout(now);
+        }
+        self.flush();
+        self.refresh_gauges(now);
+    }
+
+    /// After a panic the core's state cannot be trusted: start over with an
+    /// empty core and tell the rooms layer, whose clients then rejoin.
+    fn reset(&mut self) {
+        let rooms = self.sfu.room_ids();
+        for (ufrag, addrs) in self.sfu.peer_routes() {
+            self.routes.forget(&ufrag, &addrs);
+        }
+        tracing::error!(rooms = rooms.len(), "forwarding core panicked; shard restarted, its classes rejoin");
+        // Ids continue where the old core stopped, so no id means two connections.
+        let config = SfuConfig { id_base: self.sfu.next_free_id(), ..self.sfu.config().clone() };
+        self.sfu = Sfu::with_counters(config, self.sfu.counters());
+        let _ = self.events.send(SfuEvent::ShardReset { rooms });
     }
 
     fn flush(&mut self) {

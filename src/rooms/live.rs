@@ -181,9 +181,14 @@ impl LiveClass {
 
     /// Close every member's connection (the class was deleted).
     pub fn close_all(&self, reason: &str) {
+        self.close_all_with(1000, reason);
+    }
+
+    /// Close every member's connection with a close code (4002: rejoin).
+    pub fn close_all_with(&self, code: u16, reason: &str) {
         for m in self.state().members.values() {
             if let Some(tx) = &m.tx {
-                tx.close(1000, reason);
+                tx.close(code, reason);
             }
         }
     }

@@ -117,10 +117,7 @@ impl Rooms {
         let conn = self.next_conn.fetch_add(1, Relaxed);
         let info = ParticipantInfo { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role, hand_raised: false };
         let (replaced, snapshot) = live.join(info.clone(), conn, Some(tx.clone()));
-        if let Some(old) = replaced {
-            old.send(ServerMsg::Error { code: crate::signaling::protocol::ErrorCode::Replaced, message: "joined again from another page".into() });
-            old.close(4001, "replaced by a newer connection");
-        }
+        close_replaced(replaced);
         tx.send(ServerMsg::Joined {
             v: crate::signaling::protocol::PROTOCOL_VERSION,
             class_id: class.id.clone(),
@@ -131,7 +128,13 @@ impl Rooms {
             live: snapshot.live,
         });
         let policy = policy_of(&claims);
-        let subscriber = self.driver.subscribe(live.id.clone(), claims.sub.clone(), policy).await?;
+        let subscriber = match self.driver.subscribe(live.id.clone(), claims.sub.clone(), policy).await {
+            Ok(id) => id,
+            Err(e) => {
+                live.leave(&claims.sub, conn);
+                return Err(e.into());
+            }
+        };
         self.owners.insert(subscriber, Owner::Session { tx: tx.clone() });
         self.driver.start_offers(&live.id, subscriber).await?;
         tracing::info!(class = %class.id, participant = %claims.sub, role = ?claims.role, "joined");
@@ -240,6 +243,7 @@ impl Rooms {
             // Recording is wired to the recorder by the recording layer (not yet built).
             SfuEvent::PeerConnected { .. } | SfuEvent::TapStarted { .. } | SfuEvent::TapEnded { .. } => {}
             SfuEvent::PeerClosed { peer, reason, .. } => self.on_peer_closed(peer, reason),
+            SfuEvent::ShardReset { rooms } => self.on_shard_reset(&rooms),
         }
     }
 
@@ -249,15 +253,35 @@ impl Rooms {
                 // The client rejoins by itself and gets fresh connections.
                 tx.close(4002, "media connection lost");
             }
-            Some(Owner::Whip { session }) => {
-                self.whips.remove(&session);
-            }
+            Some(Owner::Whip { session }) => self.whip_gone(&session),
             _ => {}
+        }
+    }
+
+    /// The media of these rooms restarted: every session rejoins, WHIP/WHEP sessions end.
+    fn on_shard_reset(&self, rooms: &[RoomId]) {
+        for room in rooms {
+            if let Some(class) = self.live.get(room) {
+                class.close_all_with(4002, "media server restarted; rejoining");
+            }
+            let stale: Vec<String> = self.whips.iter().filter(|w| &w.class == room).map(|w| w.key().clone()).collect();
+            for session in stale {
+                self.whip_gone(&session);
+            }
         }
     }
 
     fn next_conn(&self) -> u64 {
         self.next_conn.fetch_add(1, Relaxed)
+    }
+}
+
+/// Tell a session that a newer join with its identity took its place.
+fn close_replaced(old: Option<OutTx>) {
+    if let Some(old) = old {
+        let message = "joined again from another page".into();
+        old.send(ServerMsg::Error { code: crate::signaling::protocol::ErrorCode::Replaced, message });
+        old.close(4001, "replaced by a newer connection");
     }
 }
 

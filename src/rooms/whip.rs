@@ -23,7 +23,7 @@ pub enum WhipKind {
 #[derive(Debug, Clone)]
 pub struct WhipSession {
     kind: WhipKind,
-    class: RoomId,
+    pub(super) class: RoomId,
     peer: PeerId,
     identity: String,
     conn: u64,
@@ -54,7 +54,8 @@ impl Rooms {
                 let req = PublishRequest { room: room.clone(), participant: claims.sub.clone(), peer: None, offer, sources: tagged };
                 let r = self.driver.publish(req).await?;
                 let info = ParticipantInfo { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role, hand_raised: false };
-                self.live.get_or_open(&class.id, &class.title).join(info, conn, None);
+                let (replaced, _) = self.live.get_or_open(&class.id, &class.title).join(info, conn, None);
+                super::close_replaced(replaced);
                 r
             }
             WhipKind::Whep => self.driver.whep(room.clone(), claims.sub.clone(), offer).await?,
@@ -74,17 +75,25 @@ impl Rooms {
         if claims.cls != class_id || claims.sub != s.identity {
             return Err(RoomError::Forbidden("this session belongs to someone else".into()));
         }
-        self.whips.remove(session);
         self.owners.remove(&s.peer);
         self.driver.remove_peer(&s.class, s.peer).await?;
+        self.whip_gone(session);
+        tracing::info!(class = %class_id, session, ?kind, "whip session ended");
+        Ok(())
+    }
+}
+
+impl Rooms {
+    /// A WHIP/WHEP session is over (DELETE, or its connection died): forget it,
+    /// and a WHIP publisher leaves the class.
+    pub(super) fn whip_gone(&self, session: &str) {
+        let Some((_, s)) = self.whips.remove(session) else { return };
         if let Some(class) = self.live.get(&s.class) {
-            if kind == WhipKind::Whip {
+            if s.kind == WhipKind::Whip {
                 class.leave(&s.identity, s.conn);
             }
             self.live.close_if_empty(&s.class);
         }
-        tracing::info!(class = %class_id, session, ?kind, "whip session ended");
-        Ok(())
     }
 }
 

@@ -98,6 +98,9 @@ pub enum SfuEvent {
     TapStarted { room: RoomId, tap: tap::TapId, key: SlotKey },
     /// A tap ended (recording stopped or the room closed): finish its file.
     TapEnded { tap: tap::TapId },
+    /// The forwarding thread restarted after a panic: every connection of these
+    /// rooms is gone, their participants must rejoin.
+    ShardReset { rooms: Vec<RoomId> },
     /// The connection is gone; forget its ufrag and addresses.
     PeerClosed { peer: PeerId, room: RoomId, ufrag: String, addrs: Vec<SocketAddr>, reason: CloseReason },
 }
@@ -122,11 +125,16 @@ pub struct Sfu {
 
 impl Sfu {
     pub fn new(config: SfuConfig) -> Self {
+        Self::with_counters(config, Arc::default())
+    }
+
+    /// A core that adds to existing counters (a restarted shard keeps its metrics).
+    pub fn with_counters(config: SfuConfig, counters: Arc<SfuCounters>) -> Self {
         str0m::crypto::from_feature_flags().install_process_default();
         let next_id = config.id_base;
         Sfu {
             config,
-            counters: Arc::default(),
+            counters,
             peers: HashMap::new(),
             rooms: HashMap::new(),
             by_ufrag: HashMap::new(),
@@ -145,6 +153,25 @@ impl Sfu {
     /// Counters of this core, shared with the metrics endpoint.
     pub fn counters(&self) -> Arc<SfuCounters> {
         self.counters.clone()
+    }
+
+    pub fn config(&self) -> &SfuConfig {
+        &self.config
+    }
+
+    /// The first id this core has not handed out.
+    pub fn next_free_id(&self) -> u64 {
+        self.next_id + 1
+    }
+
+    /// Rooms with state on this core.
+    pub fn room_ids(&self) -> Vec<RoomId> {
+        self.rooms.keys().cloned().collect()
+    }
+
+    /// Every connection's ufrag and learned addresses (to unroute them).
+    pub fn peer_routes(&self) -> Vec<(String, Vec<SocketAddr>)> {
+        self.peers.values().map(|p| (p.ufrag.clone(), p.addrs.clone())).collect()
     }
 
     pub fn peer_count(&self) -> usize {
