@@ -12,7 +12,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod lessons;
+
 use rusqlite::{Connection, OptionalExtension, params};
+pub use lessons::{LessonQuery, LessonRow, LessonState, LessonTrackRow};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,29 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     CREATE INDEX classrooms_by_class ON classrooms(class_id);",
+    // 2: recording. Classes record by default; the lesson catalog.
+    "ALTER TABLE classes ADD COLUMN record INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE lessons (
+        id TEXT PRIMARY KEY,
+        class_id TEXT NOT NULL,
+        title TEXT NOT NULL,
+        teacher TEXT NOT NULL,
+        started_at_ms INTEGER NOT NULL,
+        ended_at_ms INTEGER,
+        state TEXT NOT NULL CHECK (state IN ('recording', 'finished', 'interrupted')),
+        faults TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX lessons_by_class ON lessons(class_id, started_at_ms);
+    CREATE INDEX lessons_by_start ON lessons(started_at_ms);
+    CREATE TABLE lesson_tracks (
+        lesson_id TEXT NOT NULL REFERENCES lessons(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        codec TEXT NOT NULL,
+        parts INTEGER NOT NULL DEFAULT 1,
+        duration_ms INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (lesson_id, key)
+    );",
 ];
 
 #[derive(Clone)]
@@ -77,7 +103,7 @@ impl Store {
         Ok(Store { conn: Arc::new(Mutex::new(conn)) })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         Ok(f(&conn)?)
     }
