@@ -3,6 +3,8 @@
 //! core's tests and by the forwarding benchmark.
 //!
 //! Invariant: nothing here opens a socket; addresses are labels on 127.0.0.1.
+//! Test support only (never used by the server): it panics on harness misuse,
+//! which is what a test wants.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
