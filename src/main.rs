@@ -34,7 +34,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.data_dir.join("classcast.db")).context("opening the database")?;
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let candidates: Vec<SocketAddr> = config.advertise.iter().map(|ip| SocketAddr::new(*ip, config.media_bind.port())).collect();
-    let driver = MediaDriver::start(config.media_bind, candidates, config.workers, events_tx)
+    // Recording is wired by the recording service; until then nothing is tapped.
+    let (taps, _tap_rx) = classcast::driver::taps::tap_queue(8192);
+    let driver = MediaDriver::start(config.media_bind, candidates, config.workers, events_tx, taps)
         .with_context(|| format!("binding the media port {}", config.media_bind))?;
     let rooms = Arc::new(Rooms::new(store, driver, Tokens::new(&config.token_secret)));
     tokio::spawn(rooms.clone().run_events(events_rx));

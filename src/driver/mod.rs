@@ -13,6 +13,7 @@
 //!   layer; the core is never blocked by a slow consumer.
 
 mod shard;
+pub mod taps;
 
 use std::hash::{Hash, Hasher};
 use std::io;
@@ -81,13 +82,20 @@ pub struct MediaDriver {
 
 impl MediaDriver {
     /// Bind the media port and start `workers` shards plus the receive thread.
-    pub fn start(bind: SocketAddr, candidates: Vec<SocketAddr>, workers: usize, events: UnboundedSender<SfuEvent>) -> io::Result<Self> {
+    /// Recorded packets go to `taps`; events for the rooms layer to `events`.
+    pub fn start(
+        bind: SocketAddr,
+        candidates: Vec<SocketAddr>,
+        workers: usize,
+        events: UnboundedSender<SfuEvent>,
+        taps: taps::TapSink,
+    ) -> io::Result<Self> {
         let socket = Arc::new(UdpSocket::bind(bind)?);
         let local = socket.local_addr()?;
         let candidates = candidates.into_iter().map(|c| SocketAddr::new(c.ip(), local.port())).collect::<Vec<_>>();
         let routes = Arc::new(Routes::default());
         let shards: Arc<[Shard]> = (0..workers.max(1))
-            .map(|i| Shard::spawn(i, candidates.clone(), socket.clone(), routes.clone(), events.clone()))
+            .map(|i| Shard::spawn(i, candidates.clone(), socket.clone(), routes.clone(), events.clone(), taps.clone()))
             .collect::<io::Result<Vec<_>>>()?
             .into();
         let unrouted = Arc::new(SfuCounters::default());
@@ -165,6 +173,11 @@ impl MediaDriver {
         self.call(room, move |sfu, now, _, _| sfu.set_paused(now, peer, &keys, paused)).await
     }
 
+    pub async fn set_recording(&self, room: RoomId, on: bool) -> Result<(), DriverGone> {
+        let key = room.clone();
+        self.call(&key, move |sfu, now, _, _| sfu.set_recording(now, &room, on)).await
+    }
+
     pub async fn set_spotlight(&self, room: RoomId, owner: Option<String>) -> Result<(), DriverGone> {
         let key = room.clone();
         self.call(&key, move |sfu, now, _, _| sfu.set_spotlight(now, &room, owner)).await
@@ -230,7 +243,8 @@ mod tests {
     fn start() -> (MediaDriver, tokio::sync::mpsc::UnboundedReceiver<SfuEvent>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let local: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
-        (MediaDriver::start(local, vec![local], 1, tx).unwrap(), rx)
+        let (taps, _) = taps::tap_queue(256);
+        (MediaDriver::start(local, vec![local], 1, tx, taps).unwrap(), rx)
     }
 
     #[tokio::test]

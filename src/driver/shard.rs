@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Routes;
+use super::taps::{TapMsg, TapSink};
 use crate::sfu::stats::SfuCounters;
 use crate::sfu::{Sfu, SfuConfig, SfuEvent};
 
@@ -51,13 +52,14 @@ impl Shard {
         socket: Arc<UdpSocket>,
         routes: Arc<Routes>,
         events: UnboundedSender<SfuEvent>,
+        taps: TapSink,
     ) -> io::Result<Shard> {
         let config = SfuConfig { candidates, id_base: ((index as u64) << ID_SHIFT) + 1 };
         let sfu = Sfu::new(config);
         let counters = sfu.counters();
         let gauges = Arc::new(ShardGauges::default());
         let (tx, rx) = crossbeam_channel::unbounded();
-        let worker = Worker { sfu, rx, socket, routes, events, gauges: gauges.clone(), gauges_at: Instant::now() };
+        let worker = Worker { sfu, rx, socket, routes, events, taps, gauges: gauges.clone(), gauges_at: Instant::now() };
         std::thread::Builder::new().name(format!("media-shard-{index}")).spawn(move || worker.run())?;
         Ok(Shard { tx, counters, gauges })
     }
@@ -69,6 +71,7 @@ struct Worker {
     socket: Arc<UdpSocket>,
     routes: Arc<Routes>,
     events: UnboundedSender<SfuEvent>,
+    taps: TapSink,
     gauges: Arc<ShardGauges>,
     gauges_at: Instant,
 }
@@ -125,10 +128,21 @@ impl Worker {
             }
         }
         while let Some(e) = self.sfu.poll_event() {
-            if let SfuEvent::PeerClosed { ufrag, addrs, .. } = &e {
-                self.routes.forget(ufrag, addrs);
+            match &e {
+                SfuEvent::PeerClosed { ufrag, addrs, .. } => self.routes.forget(ufrag, addrs),
+                SfuEvent::TapStarted { room, tap, key } => {
+                    self.taps.control(TapMsg::Started { room: room.clone(), tap: *tap, key: key.clone() });
+                }
+                SfuEvent::TapEnded { tap } => {
+                    self.taps.control(TapMsg::Ended { tap: *tap });
+                }
+                _ => {}
             }
             let _ = self.events.send(e);
+        }
+        let counters = self.sfu.counters();
+        while let Some(p) = self.sfu.poll_tap() {
+            self.taps.packet(p, &counters);
         }
     }
 

@@ -33,10 +33,12 @@ pub enum DropReason {
     BeforeSwitch,
     /// The subscriber is the publisher itself (a called-on classroom).
     OwnMedia,
+    /// The recorder's queue was full: the packet is not recorded (the class goes on).
+    RecorderBehind,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::UnknownSource,
         DropReason::Unrecognized,
         DropReason::Rejected,
@@ -47,6 +49,7 @@ impl DropReason {
         DropReason::CodecMismatch,
         DropReason::BeforeSwitch,
         DropReason::OwnMedia,
+        DropReason::RecorderBehind,
     ];
 
     /// Label value used in metrics and logs.
@@ -62,6 +65,7 @@ impl DropReason {
             DropReason::CodecMismatch => "codec_mismatch",
             DropReason::BeforeSwitch => "before_switch",
             DropReason::OwnMedia => "own_media",
+            DropReason::RecorderBehind => "recorder_behind",
         }
     }
 
