@@ -26,7 +26,7 @@ serve: deps-serve
 test: deps-test unit e2e peers
 
 unit:
-	$(CARGO) test --release
+	$(CARGO) test --release --workspace
 
 build:
 	$(CARGO) build --release

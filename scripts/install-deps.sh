@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what classcast needs on a Debian 12 machine, and nothing that is already there.
 #
-#   scripts/install-deps.sh serve   # build tools for `cargo build` (rusqlite is bundled)
+#   scripts/install-deps.sh serve   # build tools + GStreamer (the recorder links it; rusqlite is bundled)
 #   scripts/install-deps.sh test    # + Chromium, namespaces, GStreamer, Node and Python test deps
 #
 # Idempotent: apt packages are checked with `dpkg -s` (and `apt-get update` runs once, only
@@ -12,14 +12,17 @@ set -euo pipefail
 mode="${1:-serve}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
-serve_pkgs=(build-essential pkg-config)
+# The recorder (recorder/) builds against GStreamer and uses rtpjitterbuffer, the RTP
+# depayloaders (good), h264parse, h264timestamper and opusparse (bad) at run time.
+serve_pkgs=(
+  build-essential pkg-config
+  libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+)
 test_pkgs=(
   chromium iproute2 util-linux
-  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice
-  gstreamer1.0-plugins-base-apps
-  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
-  libglib2.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice
+  gstreamer1.0-plugins-base-apps libgstreamer-plugins-bad1.0-dev
 )
 
 case "$mode" in

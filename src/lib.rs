@@ -18,6 +18,7 @@
 pub mod config;
 pub mod driver;
 pub mod http;
+pub mod recording;
 pub mod rooms;
 pub mod sfu;
 pub mod signaling;

@@ -9,10 +9,13 @@ use clap::Parser;
 use classcast::config::{Cli, Command, Config};
 use classcast::driver::MediaDriver;
 use classcast::http::{AppState, router};
+use classcast::recording::Recording;
 use classcast::rooms::Rooms;
 use classcast::rooms::auth::Tokens;
 use classcast::store::Store;
 
+/// Packets that may wait between the forwarding threads and the recorder (~3 s of a class).
+const TAP_QUEUE: usize = 8192;
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn main() -> anyhow::Result<()> {
@@ -34,11 +37,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.data_dir.join("classcast.db")).context("opening the database")?;
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let candidates: Vec<SocketAddr> = config.advertise.iter().map(|ip| SocketAddr::new(*ip, config.media_bind.port())).collect();
-    // Recording is wired by the recording service; until then nothing is tapped.
-    let (taps, _tap_rx) = classcast::driver::taps::tap_queue(8192);
+    let (taps, tap_rx) = classcast::driver::taps::tap_queue(TAP_QUEUE);
     let driver = MediaDriver::start(config.media_bind, candidates, config.workers, events_tx, taps)
         .with_context(|| format!("binding the media port {}", config.media_bind))?;
-    let rooms = Arc::new(Rooms::new(store, driver, Tokens::new(&config.token_secret)));
+    let recordings = config.data_dir.join("recordings");
+    let interrupted = classcast::recording::recover_interrupted(&recordings, &store);
+    let recording = Recording::start(recordings, store.clone(), tap_rx).context("starting the recorder")?;
+    tracing::info!(interrupted, "recorder ready");
+    let rooms = Arc::new(Rooms::new(store, driver, Tokens::new(&config.token_secret), Some(recording)));
     tokio::spawn(rooms.clone().run_events(events_rx));
     let listener = tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
     tracing::info!(http = %config.http, media = %rooms.driver.local_addr(), workers = config.workers, "classcast listening");

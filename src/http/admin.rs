@@ -29,6 +29,41 @@ pub fn routes() -> Router<AppState> {
         .route("/classes/{id}", get(get_class).delete(delete_class))
         .route("/classes/{id}/classrooms", post(add_classroom))
         .route("/classes/{id}/links", post(mint_link))
+        .route("/lessons", get(list_lessons))
+        .route("/lessons/{id}", get(get_lesson))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LessonsQuery {
+    class: Option<String>,
+    q: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+/// The lesson catalog, newest first: `?class=&q=&limit=&offset=`.
+async fn list_lessons(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    q: Result<axum::extract::Query<LessonsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&s, &h)?;
+    let q = q.map_err(|e| ApiError::bad_request(e.body_text()))?.0;
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > crate::store::MAX_LESSON_PAGE {
+        return Err(ApiError::unprocessable("limit", "between 1 and 200"));
+    }
+    let query = crate::store::LessonQuery { class_id: q.class, text: q.q, limit, offset: q.offset.unwrap_or(0) };
+    let (lessons, total) = s.rooms.store.lessons(&query).map_err(crate::rooms::RoomError::from)?;
+    Ok(Json(json!({ "total": total, "lessons": lessons })))
+}
+
+async fn get_lesson(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    require_admin(&s, &h)?;
+    let found = s.rooms.store.lesson(&id).map_err(crate::rooms::RoomError::from)?;
+    let (lesson, tracks) = found.ok_or_else(|| ApiError::not_found(format!("lesson {id} does not exist")))?;
+    Ok(Json(json!({ "lesson": lesson, "tracks": tracks })))
 }
 
 fn require_admin(s: &AppState, h: &HeaderMap) -> Result<(), ApiError> {
@@ -62,6 +97,8 @@ struct NewClass {
     title: String,
     #[serde(default)]
     teacher: String,
+    /// Record the lessons (default: yes).
+    record: Option<bool>,
 }
 
 async fn create_class(State(s): State<AppState>, h: HeaderMap, b: Result<Json<NewClass>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -69,7 +106,7 @@ async fn create_class(State(s): State<AppState>, h: HeaderMap, b: Result<Json<Ne
     let b = body(b)?;
     let title = text_field("title", &b.title)?;
     let teacher = if b.teacher.trim().is_empty() { String::new() } else { text_field("teacher", &b.teacher)? };
-    let row = s.rooms.store.create_class(&title, &teacher).map_err(crate::rooms::RoomError::from)?;
+    let row = s.rooms.store.create_class(&title, &teacher, b.record.unwrap_or(true)).map_err(crate::rooms::RoomError::from)?;
     tracing::info!(class = %row.id, "class created");
     Ok((StatusCode::CREATED, Json(json!(row))))
 }
@@ -81,7 +118,7 @@ async fn list_classes(State(s): State<AppState>, h: HeaderMap) -> Result<Json<Va
         .into_iter()
         .map(|r| {
             let live = s.rooms.live.get(&r.id).map(|c| c.member_count()).unwrap_or(0);
-            json!({ "id": r.id, "title": r.title, "teacher": r.teacher, "created_at": r.created_at, "live": live })
+            json!({ "id": r.id, "title": r.title, "teacher": r.teacher, "created_at": r.created_at, "record": r.record, "live": live })
         })
         .collect();
     Ok(Json(Value::Array(list)))
@@ -95,7 +132,7 @@ async fn get_class(State(s): State<AppState>, h: HeaderMap, Path(id): Path<Strin
     let participants = s.rooms.live.get(&id).map(|c| c.participants()).unwrap_or_default();
     let call_on = s.rooms.live.get(&id).and_then(|c| c.call_on());
     Ok(Json(json!({
-        "id": class.id, "title": class.title, "teacher": class.teacher, "created_at": class.created_at,
+        "id": class.id, "title": class.title, "teacher": class.teacher, "created_at": class.created_at, "record": class.record,
         "classrooms": classrooms, "participants": participants, "call_on": call_on,
     })))
 }

@@ -14,7 +14,7 @@ pub fn print(config: &Config, rooms: &Rooms) -> Result<(), RoomError> {
     let store = &rooms.store;
     let class = match store.list_classes()?.into_iter().next() {
         Some(c) => c,
-        None => store.create_class("第一课堂 First class", "")?,
+        None => store.create_class("第一课堂 First class", "", true)?,
     };
     let classroom = match store.classrooms(&class.id)?.into_iter().next() {
         Some(r) => r,

@@ -209,20 +209,23 @@ pub struct LiveClasses {
 }
 
 impl LiveClasses {
-    pub fn get_or_open(&self, id: &str, title: &str) -> Arc<LiveClass> {
+    /// The live class, and whether this call opened it.
+    pub fn get_or_open(&self, id: &str, title: &str) -> (Arc<LiveClass>, bool) {
+        let mut opened = false;
         let entry = self.classes.entry(id.into()).or_insert_with(|| {
+            opened = true;
             Arc::new(LiveClass { id: id.into(), title: title.into(), state: Mutex::default() })
         });
-        entry.value().clone()
+        (entry.value().clone(), opened)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<LiveClass>> {
         self.classes.get(id).map(|c| c.value().clone())
     }
 
-    /// Forget a class once nobody is in it.
-    pub fn close_if_empty(&self, id: &str) {
-        self.classes.remove_if(id, |_, c| c.member_count() == 0);
+    /// Forget a class once nobody is in it; returns whether it was closed.
+    pub fn close_if_empty(&self, id: &str) -> bool {
+        self.classes.remove_if(id, |_, c| c.member_count() == 0).is_some()
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<LiveClass>> {
@@ -250,7 +253,8 @@ mod tests {
     #[test]
     fn rejoin_replaces_and_late_close_does_not_remove_successor() {
         let live = LiveClasses::default();
-        let class = live.get_or_open("k1", "Math");
+        let (class, opened) = live.get_or_open("k1", "Math");
+        assert!(opened);
         let (tx1, _rx1) = session_queue(8);
         let (tx2, _rx2) = session_queue(8);
         assert!(class.join(info("main", Role::Main), 1, Some(tx1)).0.is_none());
@@ -259,14 +263,14 @@ mod tests {
         assert!(!class.leave("main", 1), "the old connection no longer owns the member");
         assert!(class.is_member("main"));
         assert!(class.leave("main", 2));
-        live.close_if_empty("k1");
+        assert!(live.close_if_empty("k1"));
         assert_eq!(live.count(), 0);
     }
 
     #[test]
     fn members_hear_hands_and_call_on() {
         let live = LiveClasses::default();
-        let class = live.get_or_open("k1", "Math");
+        let (class, _) = live.get_or_open("k1", "Math");
         let (tx, mut rx) = session_queue(8);
         class.join(info("main", Role::Main), 1, Some(tx));
         class.join(info("r1", Role::Classroom), 2, None);

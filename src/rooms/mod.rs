@@ -89,10 +89,12 @@ pub struct Rooms {
     owners: DashMap<PeerId, Owner>,
     whips: DashMap<String, whip::WhipSession>,
     next_conn: AtomicU64,
+    /// Lessons are recorded when this is set and the class records.
+    recording: Option<crate::recording::Recording>,
 }
 
 impl Rooms {
-    pub fn new(store: Store, driver: MediaDriver, tokens: Tokens) -> Rooms {
+    pub fn new(store: Store, driver: MediaDriver, tokens: Tokens, recording: Option<crate::recording::Recording>) -> Rooms {
         Rooms {
             store,
             driver,
@@ -101,6 +103,7 @@ impl Rooms {
             owners: DashMap::new(),
             whips: DashMap::new(),
             next_conn: AtomicU64::new(1),
+            recording,
         }
     }
 
@@ -113,7 +116,7 @@ impl Rooms {
 
     /// Join a class over the room protocol; replaces an earlier session of the same identity.
     pub async fn join(&self, claims: Claims, class: ClassRow, tx: OutTx) -> Result<Joined, RoomError> {
-        let live = self.live.get_or_open(&class.id, &class.title);
+        let live = self.open_class(&class).await;
         let conn = self.next_conn.fetch_add(1, Relaxed);
         let info = ParticipantInfo { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role, hand_raised: false };
         let (replaced, snapshot) = live.join(info.clone(), conn, Some(tx.clone()));
@@ -209,13 +212,40 @@ impl Rooms {
             }
             tracing::info!(class = %s.class.id, participant = %s.claims.sub, "left");
         }
-        self.live.close_if_empty(&s.class.id);
+        self.close_if_empty(&s.class.id).await;
+    }
+
+    /// The live class of `class`; the first participant opens it and, if the
+    /// class records, starts its lesson.
+    async fn open_class(&self, class: &ClassRow) -> Arc<LiveClass> {
+        let (live, opened) = self.live.get_or_open(&class.id, &class.title);
+        if let (true, true, Some(rec)) = (opened, class.record, &self.recording) {
+            rec.begin(live.id.clone(), class.id.clone(), class.title.clone(), class.teacher.clone());
+            if self.driver.set_recording(live.id.clone(), true).await.is_err() {
+                tracing::error!(class = %class.id, "cannot turn recording on");
+            }
+        }
+        live
+    }
+
+    /// The last participant left: the class closes and its lesson ends.
+    pub(crate) async fn close_if_empty(&self, class_id: &RoomId) {
+        if !self.live.close_if_empty(class_id) {
+            return;
+        }
+        if let Some(rec) = &self.recording {
+            let _ = self.driver.set_recording(class_id.clone(), false).await;
+            rec.end(class_id.clone());
+        }
     }
 
     /// Delete a class: everyone is disconnected, then the record goes.
     pub async fn delete_class(&self, id: &str) -> Result<bool, RoomError> {
         if let Some(class) = self.live.remove(id) {
             class.close_all("the class was deleted");
+            if let Some(rec) = &self.recording {
+                rec.end(class.id.clone());
+            }
         }
         let _ = self.driver.close_room(id).await;
         Ok(self.store.delete_class(id)?)
@@ -224,11 +254,11 @@ impl Rooms {
     /// Route the core's events to the sessions they concern (runs for the server's life).
     pub async fn run_events(self: Arc<Self>, mut rx: UnboundedReceiver<SfuEvent>) {
         while let Some(event) = rx.recv().await {
-            self.on_event(event);
+            self.on_event(event).await;
         }
     }
 
-    fn on_event(&self, event: SfuEvent) {
+    async fn on_event(&self, event: SfuEvent) {
         match event {
             SfuEvent::SubscribeOffer { peer, sdp, tracks } => {
                 if let Some(Owner::Session { tx }) = self.owners.get(&peer).map(|o| o.clone()) {
@@ -242,31 +272,31 @@ impl Rooms {
             }
             // Recording is wired to the recorder by the recording layer (not yet built).
             SfuEvent::PeerConnected { .. } | SfuEvent::TapStarted { .. } | SfuEvent::TapEnded { .. } => {}
-            SfuEvent::PeerClosed { peer, reason, .. } => self.on_peer_closed(peer, reason),
-            SfuEvent::ShardReset { rooms } => self.on_shard_reset(&rooms),
+            SfuEvent::PeerClosed { peer, reason, .. } => self.on_peer_closed(peer, reason).await,
+            SfuEvent::ShardReset { rooms } => self.on_shard_reset(&rooms).await,
         }
     }
 
-    fn on_peer_closed(&self, peer: PeerId, reason: crate::sfu::CloseReason) {
+    async fn on_peer_closed(&self, peer: PeerId, reason: crate::sfu::CloseReason) {
         match self.owners.remove(&peer).map(|(_, o)| o) {
             Some(Owner::Session { tx }) if reason != crate::sfu::CloseReason::Removed => {
                 // The client rejoins by itself and gets fresh connections.
                 tx.close(4002, "media connection lost");
             }
-            Some(Owner::Whip { session }) => self.whip_gone(&session),
+            Some(Owner::Whip { session }) => self.whip_gone(&session).await,
             _ => {}
         }
     }
 
     /// The media of these rooms restarted: every session rejoins, WHIP/WHEP sessions end.
-    fn on_shard_reset(&self, rooms: &[RoomId]) {
+    async fn on_shard_reset(&self, rooms: &[RoomId]) {
         for room in rooms {
             if let Some(class) = self.live.get(room) {
                 class.close_all_with(4002, "media server restarted; rejoining");
             }
             let stale: Vec<String> = self.whips.iter().filter(|w| &w.class == room).map(|w| w.key().clone()).collect();
             for session in stale {
-                self.whip_gone(&session);
+                self.whip_gone(&session).await;
             }
         }
     }

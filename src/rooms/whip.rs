@@ -54,7 +54,7 @@ impl Rooms {
                 let req = PublishRequest { room: room.clone(), participant: claims.sub.clone(), peer: None, offer, sources: tagged };
                 let r = self.driver.publish(req).await?;
                 let info = ParticipantInfo { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role, hand_raised: false };
-                let (replaced, _) = self.live.get_or_open(&class.id, &class.title).join(info, conn, None);
+                let (replaced, _) = self.open_class(&class).await.join(info, conn, None);
                 super::close_replaced(replaced);
                 r
             }
@@ -77,7 +77,7 @@ impl Rooms {
         }
         self.owners.remove(&s.peer);
         self.driver.remove_peer(&s.class, s.peer).await?;
-        self.whip_gone(session);
+        self.whip_gone(session).await;
         tracing::info!(class = %class_id, session, ?kind, "whip session ended");
         Ok(())
     }
@@ -86,14 +86,14 @@ impl Rooms {
 impl Rooms {
     /// A WHIP/WHEP session is over (DELETE, or its connection died): forget it,
     /// and a WHIP publisher leaves the class.
-    pub(super) fn whip_gone(&self, session: &str) {
+    pub(super) async fn whip_gone(&self, session: &str) {
         let Some((_, s)) = self.whips.remove(session) else { return };
         if let Some(class) = self.live.get(&s.class) {
             if s.kind == WhipKind::Whip {
                 class.leave(&s.identity, s.conn);
             }
-            self.live.close_if_empty(&s.class);
         }
+        self.close_if_empty(&s.class).await;
     }
 }
 

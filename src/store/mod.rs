@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 mod lessons;
 
 use rusqlite::{Connection, OptionalExtension, params};
-pub use lessons::{LessonQuery, LessonRow, LessonState, LessonTrackRow};
+pub use lessons::{LessonQuery, LessonRow, LessonState, LessonTrackRow, MAX_PAGE as MAX_LESSON_PAGE};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,8 @@ pub struct ClassRow {
     pub title: String,
     pub teacher: String,
     pub created_at: i64,
+    /// Whether lessons of this class are recorded (on by default).
+    pub record: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -108,12 +110,12 @@ impl Store {
         Ok(f(&conn)?)
     }
 
-    pub fn create_class(&self, title: &str, teacher: &str) -> Result<ClassRow, StoreError> {
-        let row = ClassRow { id: new_id('k'), title: title.into(), teacher: teacher.into(), created_at: unix_now() };
+    pub fn create_class(&self, title: &str, teacher: &str, record: bool) -> Result<ClassRow, StoreError> {
+        let row = ClassRow { id: new_id('k'), title: title.into(), teacher: teacher.into(), created_at: unix_now(), record };
         self.with(|c| {
             c.execute(
-                "INSERT INTO classes (id, title, teacher, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![row.id, row.title, row.teacher, row.created_at],
+                "INSERT INTO classes (id, title, teacher, created_at, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![row.id, row.title, row.teacher, row.created_at, row.record],
             )
         })?;
         Ok(row)
@@ -121,14 +123,14 @@ impl Store {
 
     pub fn list_classes(&self) -> Result<Vec<ClassRow>, StoreError> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT id, title, teacher, created_at FROM classes ORDER BY created_at DESC, id")?;
+            let mut st = c.prepare("SELECT id, title, teacher, created_at, record FROM classes ORDER BY created_at DESC, id")?;
             st.query_map([], class_row)?.collect()
         })
     }
 
     pub fn class(&self, id: &str) -> Result<Option<ClassRow>, StoreError> {
         self.with(|c| {
-            c.query_row("SELECT id, title, teacher, created_at FROM classes WHERE id = ?1", [id], class_row).optional()
+            c.query_row("SELECT id, title, teacher, created_at, record FROM classes WHERE id = ?1", [id], class_row).optional()
         })
     }
 
@@ -179,7 +181,7 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 }
 
 fn class_row(r: &rusqlite::Row) -> rusqlite::Result<ClassRow> {
-    Ok(ClassRow { id: r.get(0)?, title: r.get(1)?, teacher: r.get(2)?, created_at: r.get(3)? })
+    Ok(ClassRow { id: r.get(0)?, title: r.get(1)?, teacher: r.get(2)?, created_at: r.get(3)?, record: r.get(4)? })
 }
 
 fn classroom_row(r: &rusqlite::Row) -> rusqlite::Result<ClassroomRow> {
@@ -204,7 +206,7 @@ mod tests {
     #[test]
     fn classes_and_classrooms_round_trip() {
         let s = Store::open_in_memory().unwrap();
-        let k = s.create_class("数学 · 三年级", "王老师").unwrap();
+        let k = s.create_class("数学 · 三年级", "王老师", true).unwrap();
         let r = s.add_classroom(&k.id, "龙泉小学教学点").unwrap();
         assert_eq!(s.class(&k.id).unwrap(), Some(k.clone()));
         assert_eq!(s.classrooms(&k.id).unwrap(), vec![r.clone()]);
@@ -219,9 +221,10 @@ mod tests {
     fn reopening_keeps_data_and_schema_version() {
         let path = std::env::temp_dir().join(format!("classcast-store-{}.db", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let id = Store::open(&path).unwrap().create_class("A", "B").unwrap().id;
+        let id = Store::open(&path).unwrap().create_class("A", "B", false).unwrap().id;
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.class(&id).unwrap().unwrap().title, "A");
+        let row = s.class(&id).unwrap().unwrap();
+        assert_eq!((row.title.as_str(), row.record), ("A", false));
         let v: usize = s.with(|c| c.pragma_query_value(None, "user_version", |r| r.get(0))).unwrap();
         assert_eq!(v, MIGRATIONS.len());
         drop(s);

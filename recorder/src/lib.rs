@@ -1,0 +1,43 @@
+//! classcast-recorder: records the plain RTP packets of a lesson's tracks into fragmented
+//! MP4 files, one GStreamer pipeline per track, without re-encoding.
+//!
+//! - [`layout`]: the on-disk layout of recordings (paths, `lesson.json`), shared with the
+//!   replay server and retention cleanup.
+//! - [`TrackRecorder`]: one track → one part file; fed through a bounded, never-blocking
+//!   [`PacketSender`].
+//!
+//! Invariants:
+//! - Nothing here blocks the caller of [`PacketSender::try_push`]; a full queue drops and
+//!   counts the packet.
+//! - No panic on any input: malformed packets are counted, pipeline errors are reported
+//!   as faults ([`TrackRecorder::poll_fault`], [`TrackEvent::Fault`]).
+//! - A crash loses at most the fragment being written (at most [`FRAGMENT`] of media).
+
+mod clock;
+mod error;
+mod feeder;
+pub mod layout;
+mod pipeline;
+mod state;
+mod track;
+
+pub use error::{PushError, RecorderError};
+pub use feeder::SSRC_SWITCH_PACKETS;
+pub use track::{
+    Codec, FINISH_TIMEOUT, FRAGMENT, JITTER_LATENCY, PacketSender, RtpPacketIn, TrackEvent,
+    TrackRecorder, TrackSpec, TrackStats, TrackSummary,
+};
+
+use std::sync::OnceLock;
+
+/// Initializes GStreamer and registers the statically linked `isofmp4mux`. Idempotent and
+/// thread-safe; [`TrackRecorder::start`] calls it, a server may call it early to fail fast.
+pub fn init() -> Result<(), RecorderError> {
+    static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+    INIT.get_or_init(|| {
+        gst::init().map_err(|e| format!("gst::init: {e}"))?;
+        gstfmp4::plugin_register_static().map_err(|e| format!("registering fmp4: {e}"))
+    })
+    .clone()
+    .map_err(RecorderError::Init)
+}

@@ -1,0 +1,231 @@
+//! One lesson being recorded: its folder and `lesson.json`, its catalog row, and
+//! one `TrackRecorder` per recorded track (one part at a time).
+//!
+//! Invariants: `lesson.json` is rewritten (atomically, by the layout module)
+//! whenever a part starts or ends or a fault happens, so after a crash it lists
+//! every part file that exists; the catalog row follows the same events.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use classcast_recorder::layout::{ClassId, Fault, LessonDir, LessonId, LessonMeta, LessonState, PartFile, PartMeta, TrackKey};
+use classcast_recorder::{Codec, PacketSender, RtpPacketIn, TrackRecorder, TrackSpec};
+use str0m::format::Codec as SdpCodec;
+
+use crate::sfu::room::SlotKey;
+use crate::sfu::tap::{TapId, TapPacket};
+use crate::store::{LessonState as CatalogState, LessonTrackRow, Store};
+
+/// Packets that may wait for one track's GStreamer feeder.
+const TRACK_QUEUE: usize = 1024;
+
+struct Track {
+    key: TrackKey,
+    part: u32,
+    /// The part being written, with its sender (cloned once, used per packet).
+    current: Option<(TrackRecorder, PacketSender)>,
+    ssrc: u32,
+}
+
+pub struct Lesson {
+    id: String,
+    dir: LessonDir,
+    meta: LessonMeta,
+    started: Instant,
+    tracks: HashMap<TapId, Track>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LessonError {
+    #[error(transparent)]
+    Layout(#[from] classcast_recorder::layout::LayoutError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl Lesson {
+    pub fn begin(root: &Path, store: &Store, class_id: &str, title: &str, teacher: &str, now: Instant) -> Result<Lesson, LessonError> {
+        let started_ms = unix_ms();
+        let row = store.begin_lesson(class_id, title, teacher, started_ms as i64)?;
+        let (class, lesson): (ClassId, LessonId) = (class_id.parse()?, row.id.parse()?);
+        let dir = LessonDir::new(root, class.clone(), lesson.clone());
+        dir.create()?;
+        let meta = LessonMeta::new(class, lesson, started_ms);
+        dir.write_metadata(&meta)?;
+        tracing::info!(class = %class_id, lesson = %row.id, "lesson recording started");
+        Ok(Lesson { id: row.id, dir, meta, started: now, tracks: HashMap::new() })
+    }
+
+    pub fn add_tap(&mut self, tap: TapId, key: &SlotKey) {
+        match key.to_string().parse::<TrackKey>() {
+            Ok(key) => {
+                let track = Track { key, part: 0, current: None, ssrc: 0x5eed_0000 ^ tap.0 as u32 };
+                self.tracks.insert(tap, track);
+            }
+            Err(e) => tracing::error!(%key, error = %e, "track key cannot be recorded"),
+        }
+    }
+
+    pub fn packet(&mut self, p: &TapPacket, store: &Store) {
+        let Some(codec) = recorder_codec(p.codec.codec) else { return };
+        let at = p.captured.saturating_duration_since(self.started);
+        if self.tracks.get(&p.tap).is_some_and(|t| t.current.is_none()) {
+            self.open_part(p.tap, codec, p.codec.clock_rate, at, store);
+        }
+        let Some(track) = self.tracks.get(&p.tap) else { return };
+        if let Some((_, sender)) = &track.current {
+            let bytes = rtp_bytes(p, payload_type(codec), track.ssrc);
+            // A full queue is counted by the recorder; the class goes on either way.
+            let _ = sender.try_push(RtpPacketIn { bytes, arrival: at });
+        }
+    }
+
+    fn open_part(&mut self, tap: TapId, codec: Codec, clock_rate: u32, at: Duration, store: &Store) {
+        let Some(track) = self.tracks.get_mut(&tap) else { return };
+        track.part += 1;
+        let Some(file) = PartFile::new(track.key.clone(), track.part) else { return };
+        let spec = TrackSpec { path: self.dir.part_path(&file), codec, payload_type: payload_type(codec), clock_rate };
+        match TrackRecorder::start(spec, TRACK_QUEUE) {
+            Ok(rec) => {
+                let sender = rec.sender();
+                track.current = Some((rec, sender));
+                let part = PartMeta { part: track.part, start_ms: at.as_millis() as u64, duration_ms: None, bytes: None };
+                self.meta.track_mut(&track.key, codec.as_str()).parts.push(part);
+                let key = track.key.clone();
+                self.save(store, &key);
+            }
+            Err(e) => {
+                let key = track.key.clone();
+                self.fault(store, Some(key), format!("cannot start recording: {e}"));
+            }
+        }
+    }
+
+    /// A track's tap ended: finish its part.
+    pub fn end_tap(&mut self, tap: TapId, store: &Store) {
+        let Some(mut track) = self.tracks.remove(&tap) else { return };
+        self.close_part(&mut track, store);
+    }
+
+    fn close_part(&mut self, track: &mut Track, store: &Store) {
+        let Some((rec, _)) = track.current.take() else { return };
+        match rec.finish() {
+            Ok(summary) => {
+                if let Some(part) = self.meta.tracks.iter_mut().find(|t| t.key == track.key).and_then(|t| t.parts.last_mut()) {
+                    part.duration_ms = Some(summary.duration.as_millis() as u64);
+                    part.bytes = Some(summary.bytes);
+                }
+                self.save(store, &track.key);
+            }
+            Err(e) => self.fault(store, Some(track.key.clone()), format!("part {} did not finish cleanly: {e}", track.part)),
+        }
+    }
+
+    /// A pipeline that failed is closed; the next packet opens a new part.
+    pub fn check_faults(&mut self, store: &Store) {
+        let failed: Vec<(TapId, String)> = self
+            .tracks
+            .iter()
+            .filter_map(|(tap, t)| t.current.as_ref().and_then(|(rec, _)| rec.poll_fault()).map(|f| (*tap, f)))
+            .collect();
+        for (tap, message) in failed {
+            let Some(track) = self.tracks.get_mut(&tap) else { continue };
+            track.current = None;
+            let key = track.key.clone();
+            let part = track.part;
+            self.fault(store, Some(key), format!("part {part} failed: {message}; recording continues in part {}", part + 1));
+        }
+    }
+
+    fn fault(&mut self, store: &Store, track: Option<TrackKey>, message: String) {
+        tracing::error!(lesson = %self.id, track = ?track.as_ref().map(|k| k.as_str()), %message, "recording fault");
+        let at_ms = self.started.elapsed().as_millis() as u64;
+        let _ = store.add_lesson_fault(&self.id, &message);
+        self.meta.faults.push(Fault { at_ms, track, message });
+        self.write_meta();
+    }
+
+    /// Write `lesson.json` and the track's catalog row.
+    fn save(&mut self, store: &Store, key: &TrackKey) {
+        self.write_meta();
+        let Some(t) = self.meta.tracks.iter().find(|t| &t.key == key) else { return };
+        let row = LessonTrackRow {
+            key: key.to_string(),
+            codec: t.codec.clone(),
+            parts: t.parts.len() as u32,
+            duration_ms: t.parts.iter().filter_map(|p| p.duration_ms).sum::<u64>() as i64,
+            bytes: t.parts.iter().filter_map(|p| p.bytes).sum::<u64>() as i64,
+        };
+        if let Err(e) = store.put_lesson_track(&self.id, &row) {
+            tracing::error!(lesson = %self.id, error = %e, "cannot update the lesson catalog");
+        }
+    }
+
+    fn write_meta(&self) {
+        if let Err(e) = self.dir.write_metadata(&self.meta) {
+            tracing::error!(lesson = %self.id, error = %e, "cannot write lesson.json");
+        }
+    }
+
+    /// The lesson is over: finish every part, then the lesson.
+    pub fn finish(mut self, store: &Store) {
+        let taps: Vec<TapId> = self.tracks.keys().copied().collect();
+        for tap in taps {
+            self.end_tap(tap, store);
+        }
+        let state = if self.meta.faults.is_empty() { LessonState::Finished } else { LessonState::Interrupted };
+        self.meta.state = state;
+        self.write_meta();
+        let catalog = if state == LessonState::Finished { CatalogState::Finished } else { CatalogState::Interrupted };
+        if let Err(e) = store.end_lesson(&self.id, unix_ms() as i64, catalog) {
+            tracing::error!(lesson = %self.id, error = %e, "cannot close the lesson in the catalog");
+        }
+        tracing::info!(lesson = %self.id, ?state, "lesson recording ended");
+    }
+}
+
+/// After a crash: the lesson's `lesson.json` says `interrupted` too.
+pub fn mark_interrupted_on_disk(root: &Path, store: &Store, lesson_id: &str) {
+    let Ok(Some((row, _))) = store.lesson(lesson_id) else { return };
+    let (Ok(class), Ok(lesson)) = (row.class_id.parse::<ClassId>(), lesson_id.parse::<LessonId>()) else { return };
+    let dir = LessonDir::new(root, class, lesson);
+    if let Ok(mut meta) = dir.read_metadata() {
+        meta.state = LessonState::Interrupted;
+        let _ = dir.write_metadata(&meta);
+    }
+}
+
+fn recorder_codec(c: SdpCodec) -> Option<Codec> {
+    match c {
+        SdpCodec::H264 => Some(Codec::H264),
+        SdpCodec::Vp8 => Some(Codec::Vp8),
+        SdpCodec::Opus => Some(Codec::Opus),
+        _ => None,
+    }
+}
+
+fn payload_type(c: Codec) -> u8 {
+    match c {
+        Codec::H264 => 102,
+        Codec::Vp8 => 96,
+        Codec::Opus => 111,
+    }
+}
+
+/// A plain RTP packet (RFC 3550 header, no extensions) around the tapped payload.
+fn rtp_bytes(p: &TapPacket, pt: u8, ssrc: u32) -> Arc<[u8]> {
+    let mut b = Vec::with_capacity(12 + p.payload.len());
+    b.push(0x80);
+    b.push(pt | if p.marker { 0x80 } else { 0 });
+    b.extend_from_slice(&(p.seq as u16).to_be_bytes());
+    b.extend_from_slice(&p.ts.to_be_bytes());
+    b.extend_from_slice(&ssrc.to_be_bytes());
+    b.extend_from_slice(&p.payload);
+    b.into()
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
