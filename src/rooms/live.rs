@@ -202,6 +202,14 @@ fn broadcast(s: &ClassState, msg: &ServerMsg, except: Option<&str>) {
     }
 }
 
+/// What `LiveClasses::join` returns.
+pub struct Joining {
+    pub class: Arc<LiveClass>,
+    pub opened: bool,
+    pub replaced: Option<OutTx>,
+    pub snapshot: Snapshot,
+}
+
 /// Every class with someone in it.
 #[derive(Debug, Default)]
 pub struct LiveClasses {
@@ -209,14 +217,19 @@ pub struct LiveClasses {
 }
 
 impl LiveClasses {
-    /// The live class, and whether this call opened it.
-    pub fn get_or_open(&self, id: &str, title: &str) -> (Arc<LiveClass>, bool) {
+    /// Join the live class (opening it if needed), atomically with respect to
+    /// `close_if_empty`: a join can never land in a class that is being closed.
+    /// Returns the class, whether this join opened it, the replaced member's queue
+    /// and the snapshot for `joined`.
+    pub fn join(&self, id: &str, title: &str, info: ParticipantInfo, conn: u64, tx: Option<OutTx>) -> Joining {
         let mut opened = false;
         let entry = self.classes.entry(id.into()).or_insert_with(|| {
             opened = true;
             Arc::new(LiveClass { id: id.into(), title: title.into(), state: Mutex::default() })
         });
-        (entry.value().clone(), opened)
+        // The map's entry stays locked until the member is in.
+        let (replaced, snapshot) = entry.value().join(info, conn, tx);
+        Joining { class: entry.value().clone(), opened, replaced, snapshot }
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<LiveClass>> {
@@ -253,13 +266,13 @@ mod tests {
     #[test]
     fn rejoin_replaces_and_late_close_does_not_remove_successor() {
         let live = LiveClasses::default();
-        let (class, opened) = live.get_or_open("k1", "Math");
-        assert!(opened);
         let (tx1, _rx1) = session_queue(8);
         let (tx2, _rx2) = session_queue(8);
-        assert!(class.join(info("main", Role::Main), 1, Some(tx1)).0.is_none());
-        let (replaced, _) = class.join(info("main", Role::Main), 2, Some(tx2));
-        assert!(replaced.is_some());
+        let first = live.join("k1", "Math", info("main", Role::Main), 1, Some(tx1));
+        assert!(first.opened && first.replaced.is_none());
+        let second = live.join("k1", "Math", info("main", Role::Main), 2, Some(tx2));
+        assert!(!second.opened && second.replaced.is_some());
+        let class = second.class;
         assert!(!class.leave("main", 1), "the old connection no longer owns the member");
         assert!(class.is_member("main"));
         assert!(class.leave("main", 2));
@@ -270,10 +283,9 @@ mod tests {
     #[test]
     fn members_hear_hands_and_call_on() {
         let live = LiveClasses::default();
-        let (class, _) = live.get_or_open("k1", "Math");
         let (tx, mut rx) = session_queue(8);
-        class.join(info("main", Role::Main), 1, Some(tx));
-        class.join(info("r1", Role::Classroom), 2, None);
+        let class = live.join("k1", "Math", info("main", Role::Main), 1, Some(tx)).class;
+        live.join("k1", "Math", info("r1", Role::Classroom), 2, None);
         class.set_hand("r1", true);
         assert!(class.set_call_on(Some("r1".into())));
         assert!(!class.set_call_on(Some("r1".into())));

@@ -116,11 +116,9 @@ impl Rooms {
 
     /// Join a class over the room protocol; replaces an earlier session of the same identity.
     pub async fn join(&self, claims: Claims, class: ClassRow, tx: OutTx) -> Result<Joined, RoomError> {
-        let live = self.open_class(&class).await;
         let conn = self.next_conn.fetch_add(1, Relaxed);
         let info = ParticipantInfo { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role, hand_raised: false };
-        let (replaced, snapshot) = live.join(info.clone(), conn, Some(tx.clone()));
-        close_replaced(replaced);
+        let (live, snapshot) = self.enter(&class, info.clone(), conn, Some(tx.clone())).await;
         tx.send(ServerMsg::Joined {
             v: crate::signaling::protocol::PROTOCOL_VERSION,
             class_id: class.id.clone(),
@@ -215,17 +213,18 @@ impl Rooms {
         self.close_if_empty(&s.class.id).await;
     }
 
-    /// The live class of `class`; the first participant opens it and, if the
-    /// class records, starts its lesson.
-    async fn open_class(&self, class: &ClassRow) -> Arc<LiveClass> {
-        let (live, opened) = self.live.get_or_open(&class.id, &class.title);
-        if let (true, true, Some(rec)) = (opened, class.record, &self.recording) {
-            rec.begin(live.id.clone(), class.id.clone(), class.title.clone(), class.teacher.clone());
-            if self.driver.set_recording(live.id.clone(), true).await.is_err() {
+    /// Enter the live class of `class` (replacing a member of the same identity);
+    /// the first participant opens it and, if the class records, starts its lesson.
+    async fn enter(&self, class: &ClassRow, info: ParticipantInfo, conn: u64, tx: Option<OutTx>) -> (Arc<LiveClass>, live::Snapshot) {
+        let j = self.live.join(&class.id, &class.title, info, conn, tx);
+        close_replaced(j.replaced);
+        if let (true, true, Some(rec)) = (j.opened, class.record, &self.recording) {
+            rec.begin(j.class.id.clone(), class.id.clone(), class.title.clone(), class.teacher.clone());
+            if self.driver.set_recording(j.class.id.clone(), true).await.is_err() {
                 tracing::error!(class = %class.id, "cannot turn recording on");
             }
         }
-        live
+        (j.class, j.snapshot)
     }
 
     /// The last participant left: the class closes and its lesson ends.

@@ -54,8 +54,7 @@ impl Rooms {
                 let req = PublishRequest { room: room.clone(), participant: claims.sub.clone(), peer: None, offer, sources: tagged };
                 let r = self.driver.publish(req).await?;
                 let info = ParticipantInfo { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role, hand_raised: false };
-                let (replaced, _) = self.open_class(&class).await.join(info, conn, None);
-                super::close_replaced(replaced);
+                self.enter(&class, info, conn, None).await;
                 r
             }
             WhipKind::Whep => self.driver.whep(room.clone(), claims.sub.clone(), offer).await?,
