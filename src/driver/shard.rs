@@ -59,7 +59,17 @@ impl Shard {
         let counters = sfu.counters();
         let gauges = Arc::new(ShardGauges::default());
         let (tx, rx) = crossbeam_channel::unbounded();
-        let worker = Worker { sfu, rx, socket, routes, events, taps, gauges: gauges.clone(), gauges_at: Instant::now() };
+        let worker = Worker {
+            sfu,
+            rx,
+            socket,
+            routes,
+            events,
+            taps,
+            counters: counters.clone(),
+            gauges: gauges.clone(),
+            gauges_at: Instant::now(),
+        };
         std::thread::Builder::new().name(format!("media-shard-{index}")).spawn(move || worker.run())?;
         Ok(Shard { tx, counters, gauges })
     }
@@ -72,6 +82,8 @@ struct Worker {
     routes: Arc<Routes>,
     events: UnboundedSender<SfuEvent>,
     taps: TapSink,
+    /// The core's counters (kept across a restart of the core).
+    counters: Arc<SfuCounters>,
     gauges: Arc<ShardGauges>,
     gauges_at: Instant,
 }
@@ -117,7 +129,7 @@ impl Worker {
         tracing::error!(rooms = rooms.len(), "forwarding core panicked; shard restarted, its classes rejoin");
         // Ids continue where the old core stopped, so no id means two connections.
         let config = SfuConfig { id_base: self.sfu.next_free_id(), ..self.sfu.config().clone() };
-        self.sfu = Sfu::with_counters(config, self.sfu.counters());
+        self.sfu = Sfu::with_counters(config, self.counters.clone());
         let _ = self.events.send(SfuEvent::ShardReset { rooms });
     }
 
@@ -140,9 +152,8 @@ impl Worker {
             }
             let _ = self.events.send(e);
         }
-        let counters = self.sfu.counters();
         while let Some(p) = self.sfu.poll_tap() {
-            self.taps.packet(p, &counters);
+            self.taps.packet(p, &self.counters);
         }
     }
 

@@ -352,8 +352,3 @@ pub fn identity_for(role: Role, classroom_id: Option<&str>) -> String {
         Role::Observer => crate::store::new_id('o'),
     }
 }
-
-/// Room id of a class.
-pub fn room_id(class_id: &str) -> RoomId {
-    class_id.into()
-}

@@ -253,7 +253,7 @@ impl Sfu {
             self.unbind(&room, &key, Feed { peer: id, mid });
             return;
         }
-        if peer.tracks_in.get(&mid).is_some_and(|t| t.source == source) {
+        if peer.tracks_in.get(&mid).is_some_and(|t| t.key.source == source) {
             return;
         }
         peer.tracks_in.insert(mid, TrackIn::new(key.clone(), generation));

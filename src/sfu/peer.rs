@@ -51,7 +51,6 @@ impl CodecKey {
 /// A track received from a publisher.
 #[derive(Debug)]
 pub struct TrackIn {
-    pub source: Source,
     /// The slot this track feeds, and the spotlight slot it feeds when called on.
     pub key: SlotKey,
     pub spotlight: Option<SlotKey>,
@@ -64,7 +63,6 @@ pub struct TrackIn {
 impl TrackIn {
     pub fn new(key: SlotKey, generation: u64) -> Self {
         TrackIn {
-            source: key.source,
             spotlight: SlotKey::spotlight_of(key.source),
             key,
             generation,

@@ -41,7 +41,7 @@ impl SlotKey {
     }
 
     pub fn kind(&self) -> MediaKind {
-        if self.source.is_audio() { MediaKind::Audio } else { MediaKind::Video }
+        super::peer::media_kind_of(self.source)
     }
 
     /// The spotlight slot this source is routed to when its owner is called on.

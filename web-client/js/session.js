@@ -290,11 +290,7 @@ export class PublishSession extends EventTarget {
     const out = {};
     const pc = this.pc;
     if (!pc) return out;
-    const report = await pc.getStats();
-    const byMid = new Map();
-    report.forEach((s) => {
-      if (s.type === 'outbound-rtp' && s.mid != null) byMid.set(String(s.mid), s);
-    });
+    const { report, byMid } = await rtpStats(pc, 'outbound-rtp');
     const codecOf = (s) => report.get(s.codecId)?.mimeType ?? null;
     for (const [source, entry] of this.sources) {
       if (!entry.track || !entry.transceiver) continue;
@@ -424,14 +420,7 @@ export class SubscribeSession extends EventTarget {
     const out = {};
     const pc = this.pc;
     if (!pc) return out;
-    const report = await pc.getStats();
-    const byMid = new Map();
-    const byTrack = new Map();
-    report.forEach((s) => {
-      if (s.type !== 'inbound-rtp') return;
-      if (s.mid != null) byMid.set(String(s.mid), s);
-      if (s.trackIdentifier) byTrack.set(s.trackIdentifier, s);
-    });
+    const { report, byMid, byTrack } = await rtpStats(pc, 'inbound-rtp');
     for (const t of this.received.values()) {
       const s = byMid.get(t.mid) || byTrack.get(t.track.id);
       let found = s ? { s, codec: report.get(s.codecId)?.mimeType ?? null } : null;
@@ -443,6 +432,19 @@ export class SubscribeSession extends EventTarget {
     }
     return out;
   }
+}
+
+/** A connection's `type` RTP stats, indexed by mid and by track identifier. */
+async function rtpStats(pc, type) {
+  const report = await pc.getStats();
+  const byMid = new Map();
+  const byTrack = new Map();
+  report.forEach((s) => {
+    if (s.type !== type) return;
+    if (s.mid != null) byMid.set(String(s.mid), s);
+    if (s.trackIdentifier) byTrack.set(s.trackIdentifier, s);
+  });
+  return { report, byMid, byTrack };
 }
 
 function inboundSummary(kind, s, codec) {
