@@ -121,6 +121,8 @@ pub struct Sfu {
     events: VecDeque<SfuEvent>,
     taps: HashMap<tap::TapId, tap::Tap>,
     tap_out: VecDeque<tap::TapPacket>,
+    /// Set by a tap whose video went too long without a keyframe (see `tap`).
+    tap_keyframe_due: bool,
 }
 
 impl Sfu {
@@ -147,6 +149,7 @@ impl Sfu {
             events: VecDeque::new(),
             taps: HashMap::new(),
             tap_out: VecDeque::new(),
+            tap_keyframe_due: false,
         }
     }
 

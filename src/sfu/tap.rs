@@ -7,6 +7,10 @@
 //! for the layer above (`poll_tap`), which hands it to the recorder through a
 //! bounded queue that drops and counts rather than stalling the room.
 //!
+//! A recorded video track gets a keyframe at least every
+//! [`RECORDING_KEYFRAME_INTERVAL`] (WebRTC senders only key on request): replay
+//! segments start at keyframes, so this bounds how far a seek lands from its target.
+//!
 //! Invariants:
 //! - A recorded room has exactly one tap per published (non-spotlight) slot;
 //!   taps start with `TapStarted` and end with `TapEnded`.
@@ -14,7 +18,7 @@
 //!   input produced.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::peer::{CodecKey, DownTrack};
 use super::room::{DownRef, SPOTLIGHT, SlotKey};
@@ -29,10 +33,27 @@ impl std::fmt::Display for TapId {
     }
 }
 
+/// Longest time a recorded video track goes without a keyframe.
+pub const RECORDING_KEYFRAME_INTERVAL: Duration = Duration::from_secs(5);
+
 #[derive(Debug)]
 pub struct Tap {
     pub room: RoomId,
     pub down: DownTrack,
+    /// Arrival of the last keyframe recorded, or of the last request for one.
+    pub last_keyframe: Option<Instant>,
+}
+
+impl Tap {
+    /// Whether a video packet arriving at `at` finds the last keyframe too old; if so
+    /// the request counts as the new reference, so one is asked per interval.
+    pub fn keyframe_due(&mut self, keyframe: bool, at: Instant) -> bool {
+        let due = !keyframe && self.last_keyframe.is_some_and(|t| at.saturating_duration_since(t) >= RECORDING_KEYFRAME_INTERVAL);
+        if keyframe || due {
+            self.last_keyframe = Some(at);
+        }
+        due
+    }
 }
 
 /// One packet for the recorder, already rewritten onto the tap's continuous line.
@@ -75,7 +96,7 @@ impl Sfu {
         let id = TapId(self.next_id);
         let mut down = DownTrack::new(key.clone(), self.next_random_u16());
         down.negotiated = true;
-        self.taps.insert(id, Tap { room: room.clone(), down });
+        self.taps.insert(id, Tap { room: room.clone(), down, last_keyframe: None });
         let slot = self.rooms.get_mut(room).and_then(|r| r.slots.get_mut(&key));
         let feed = slot.and_then(|s| {
             s.attach(DownRef::Tap(id));

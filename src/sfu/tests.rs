@@ -278,3 +278,24 @@ fn recording_started_mid_stream_begins_at_a_keyframe() {
     assert_eq!(net.tapped.len(), 2);
     assert_eq!(net.tapped[0].payload.as_ref(), KEY);
 }
+
+#[test]
+fn recorded_video_gets_a_keyframe_every_interval() {
+    let mut net = Net::new();
+    let teacher = net.add_client();
+    let room = net.room.clone();
+    net.sfu.set_recording(net.now, &room, true);
+    let (_, mids) = net.publish(teacher, MAIN, &[Source::Camera]);
+    net.run(1500 * MS);
+    net.send_video(teacher, mids[0], 1, 0, 1, true);
+    net.run(600 * MS);
+    let before = net.clients[teacher].keyframe_requests;
+    net.send_video(teacher, mids[0], 2, 3000, 1, false);
+    net.run(600 * MS);
+    assert_eq!(net.clients[teacher].keyframe_requests, before, "no request while the last keyframe is recent");
+    net.run(super::tap::RECORDING_KEYFRAME_INTERVAL);
+    net.send_video(teacher, mids[0], 3, 6000, 1, false);
+    net.send_video(teacher, mids[0], 4, 9000, 1, false);
+    net.run(600 * MS);
+    assert_eq!(net.clients[teacher].keyframe_requests, before + 1, "one request once the keyframe is older than the interval");
+}

@@ -55,6 +55,7 @@ impl Sfu {
         for subs in fan_out.iter().flatten() {
             want_keyframe |= self.forward_to(subs, &inc);
         }
+        want_keyframe |= std::mem::take(&mut self.tap_keyframe_due);
         if want_keyframe {
             self.request_keyframe(from, mid, now);
         }
@@ -129,6 +130,9 @@ impl Sfu {
     fn write_tap(&mut self, id: TapId, inc: &Incoming) -> Result<usize, DropReason> {
         let tap = self.taps.get_mut(&id).ok_or(DropReason::SubscriberNotReady)?;
         let out = admit(&mut tap.down, inc)?;
+        if inc.video && tap.keyframe_due(inc.keyframe, inc.at) {
+            self.tap_keyframe_due = true;
+        }
         let packet = TapPacket {
             tap: id,
             codec: inc.codec,
