@@ -4,7 +4,7 @@
 #   make e2e     Node + Chromium end-to-end tests only (in a loopback-only network namespace)
 #   make peers   Python aiortc peer tests only (same namespace rule)
 #   make fuzz    every fuzz target for FUZZ_SECS seconds (cargo-fuzz, not part of make test)
-#   make bench   the forwarding benchmark (docs/PERFORMANCE.md)
+#   make bench   the forwarding benchmark and the recording cost (docs/PERFORMANCE.md)
 # CLASSCAST_BIN overrides the server binary the e2e and peer tests start.
 
 SHELL := /bin/bash
@@ -17,7 +17,7 @@ LO_UP := ip link set lo up
 .PHONY: serve test unit build e2e peers fuzz bench deps-serve deps-test
 
 FUZZ_SECS ?= 30
-FUZZ_TARGETS := datagram sdp_offer client_msg join_token
+FUZZ_TARGETS := datagram sdp_offer client_msg join_token fmp4_index
 
 serve: deps-serve
 	$(CARGO) build --release
@@ -52,3 +52,4 @@ fuzz:
 
 bench:
 	$(CARGO) bench --bench forward
+	$(CARGO) run --release -p classcast-recorder --example cpu_per_track -- 60 1500

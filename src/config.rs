@@ -61,6 +61,17 @@ pub struct ServeArgs {
     /// Base URL used in join links (default: http://<http address>).
     #[arg(long, env = "CLASSCAST_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Render each lesson's composite MP4 after class (default: true).
+    #[arg(long, env = "CLASSCAST_AUTO_EXPORT")]
+    pub auto_export: Option<bool>,
+    /// Accept `POST /api/debug/recorder-fault` (admin key) to test recorder supervision
+    /// (default: false; never enable in production).
+    #[arg(long, env = "CLASSCAST_FAULT_INJECTION")]
+    pub fault_injection: Option<bool>,
+    /// Recording pauses while the recordings disk has less free space than this, in MB
+    /// (default: 256), so the disk never fills up.
+    #[arg(long, env = "CLASSCAST_RECORDING_MIN_FREE_MB")]
+    pub recording_min_free_mb: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +85,9 @@ pub struct Config {
     pub web_root: PathBuf,
     pub workers: usize,
     pub public_url: String,
+    pub auto_export: bool,
+    pub fault_injection: bool,
+    pub recording_min_free_mb: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +128,9 @@ impl Config {
             web_root: a.web_root.unwrap_or_else(default_web_root),
             workers: a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
             public_url: a.public_url.unwrap_or_else(|| format!("http://{http}")).trim_end_matches('/').to_string(),
+            auto_export: a.auto_export.unwrap_or(true),
+            fault_injection: a.fault_injection.unwrap_or(false),
+            recording_min_free_mb: a.recording_min_free_mb.unwrap_or(256),
         })
     }
 }
@@ -137,6 +154,9 @@ fn merge(a: ServeArgs, f: ServeArgs) -> ServeArgs {
         web_root: a.web_root.or(f.web_root),
         workers: a.workers.or(f.workers),
         public_url: a.public_url.or(f.public_url),
+        auto_export: a.auto_export.or(f.auto_export),
+        fault_injection: a.fault_injection.or(f.fault_injection),
+        recording_min_free_mb: a.recording_min_free_mb.or(f.recording_min_free_mb),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod config;
 pub mod driver;
 pub mod http;
 pub mod recording;
+pub mod replay;
 pub mod rooms;
 pub mod sfu;
 pub mod signaling;

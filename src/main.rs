@@ -9,7 +9,8 @@ use clap::Parser;
 use classcast::config::{Cli, Command, Config};
 use classcast::driver::MediaDriver;
 use classcast::http::{AppState, router};
-use classcast::recording::Recording;
+use classcast::recording::{Exports, Recording, RecordingConfig};
+use classcast::replay::Replay;
 use classcast::rooms::Rooms;
 use classcast::rooms::auth::Tokens;
 use classcast::store::Store;
@@ -42,14 +43,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding the media port {}", config.media_bind))?;
     let recordings = config.data_dir.join("recordings");
     let interrupted = classcast::recording::recover_interrupted(&recordings, &store);
-    let recording = Recording::start(recordings, store.clone(), tap_rx).context("starting the recorder")?;
+    let exports = Exports::start(recordings.clone(), store.clone()).context("starting the export thread")?;
+    let auto_export = config.auto_export.then(|| exports.clone());
+    let recording_config = RecordingConfig { root: recordings.clone(), min_free_bytes: config.recording_min_free_mb << 20 };
+    let recording = Recording::start(recording_config, store.clone(), tap_rx, auto_export).context("starting the recorder")?;
     tracing::info!(interrupted, "recorder ready");
-    let rooms = Arc::new(Rooms::new(store, driver, Tokens::new(&config.token_secret), Some(recording)));
+    let tokens = Tokens::new(&config.token_secret);
+    let replay = Replay::new(recordings, store.clone(), tokens.clone(), &config.token_secret, config.admin_key.clone());
+    let rooms = Arc::new(Rooms::new(store, driver, tokens, Some(recording)));
     tokio::spawn(rooms.clone().run_events(events_rx));
     let listener = tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
     tracing::info!(http = %config.http, media = %rooms.driver.local_addr(), workers = config.workers, "classcast listening");
     classcast::http::welcome::print(&config, &rooms)?;
-    let state = AppState { rooms, config: Arc::new(config), started: Instant::now() };
+    let state = AppState { rooms, replay, exports, config: Arc::new(config), started: Instant::now() };
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! Measures the CPU a track recorder costs: generates N seconds of 1280x720 30 fps H.264
-//! (about 2.5 Mbit/s) and of Opus as RTP, then pushes them through `TrackRecorder`s as fast
-//! as they are taken and reports CPU seconds per media second (process user + system time
-//! while recording; generation is excluded). Run: `cargo run --release -p
-//! classcast-recorder --example cpu_per_track [seconds]` (Linux only: reads /proc).
+//! at a given bitrate (default 1,500 kbit/s, a teacher camera) and of Opus as RTP, then
+//! pushes them through `TrackRecorder`s as fast as they are taken and reports CPU seconds
+//! per media second (process user + system time while recording; generation is excluded).
+//! Run: `cargo run --release -p classcast-recorder --example cpu_per_track [seconds]
+//! [kbit/s]` (Linux only: reads /proc); `make bench` runs it with 60 s at 1,500 kbit/s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,10 +81,15 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
+    let kbps: u32 = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1500);
     classcast_recorder::init().expect("gstreamer");
+    // `ball` moves every frame, so the encoder spends its bitrate like a camera would.
     let video = generate(&format!(
-        "videotestsrc num-buffers={} pattern=smpte ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 \
-         ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=2500 key-int-max=60 \
+        "videotestsrc num-buffers={} pattern=ball ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} key-int-max=150 \
          ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=96 mtu=1200 ! appsink name=out sync=false",
         seconds * 30
     ));
@@ -97,10 +103,12 @@ fn main() {
         video.len(),
         audio.len()
     );
+    let video_bytes: usize = video.iter().map(|p| p.bytes.len()).sum();
     let h264 = record(Codec::H264, 96, video);
     let opus = record(Codec::Opus, 111, audio);
+    let actual_kbps = video_bytes as f64 * 8.0 / 1000.0 / f64::from(seconds);
     println!(
-        "CPU per media second: H.264 720p {:.2}%, Opus {:.2}% of one core",
+        "summary record_cost video_kbps={actual_kbps:.0} h264_720p_core_pct={:.3} opus_core_pct={:.3}",
         h264 * 100.0,
         opus * 100.0
     );

@@ -4,6 +4,7 @@
 //! ```text
 //! <root>/<class_id>/<lesson_id>/lesson.json
 //! <root>/<class_id>/<lesson_id>/<owner>.<source>.part<N>.mp4     e.g. main.camera.part1.mp4
+//! <root>/<class_id>/<lesson_id>/export.mp4                        composite (crate::export)
 //! ```
 //!
 //! Invariants:
@@ -13,6 +14,9 @@
 //!   leave `<root>`. Values deserialized from `lesson.json` are validated the same way.
 //! - A part file name maps back to exactly one (key, part): the key's `/` becomes `.`, and
 //!   neither owner nor source may contain `.`.
+//! - `export.mp4` only ever appears complete: it is rendered into `.export.mp4.tmp` (with
+//!   mp4mux's faststart scratch data in `.export.mp4.mdat.tmp`) and renamed on success.
+//!   None of these names parses as a part file.
 //! - `lesson.json` is only ever replaced whole: written to a temporary file in the same
 //!   folder, fsynced, renamed over the old one, then the folder is fsynced. A reader sees
 //!   the old or the new metadata, never a mix, even after a crash.
@@ -33,6 +37,10 @@ pub const METADATA_VERSION: u32 = 1;
 /// The track sources a key may name (the server's `Source`).
 pub const SOURCES: [&str; 4] = ["camera", "board", "screen", "mic"];
 const MAX_ID_LEN: usize = 64;
+/// File name of a lesson's composite rendering ([`crate::export`]).
+pub const EXPORT_FILE: &str = "export.mp4";
+const EXPORT_TEMP_FILE: &str = ".export.mp4.tmp";
+const EXPORT_SCRATCH_FILE: &str = ".export.mp4.mdat.tmp";
 const PART_EXT: &str = ".mp4";
 const PART_INFIX: &str = ".part";
 
@@ -358,6 +366,21 @@ impl LessonDir {
     /// Path of `lesson.json`.
     pub fn metadata_path(&self) -> PathBuf {
         self.path().join(METADATA_FILE)
+    }
+
+    /// Path of the composite rendering, `export.mp4` (present only once complete).
+    pub fn export_path(&self) -> PathBuf {
+        self.path().join(EXPORT_FILE)
+    }
+
+    /// Where the export is rendered before it is renamed to [`LessonDir::export_path`].
+    pub fn export_temp_path(&self) -> PathBuf {
+        self.path().join(EXPORT_TEMP_FILE)
+    }
+
+    /// mp4mux's faststart scratch file (the media data until the header is written first).
+    pub fn export_scratch_path(&self) -> PathBuf {
+        self.path().join(EXPORT_SCRATCH_FILE)
     }
 
     /// Replaces `lesson.json` atomically (temp file + fsync + rename + fsync of the folder).

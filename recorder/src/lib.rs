@@ -3,6 +3,8 @@
 //!
 //! - [`layout`]: the on-disk layout of recordings (paths, `lesson.json`), shared with the
 //!   replay server and retention cleanup.
+//! - [`fmp4`] and [`hls`]: replay; part files indexed by byte range, HLS playlists over them.
+//! - [`export`]: after class, renders a lesson's parts into one composite MP4 to download.
 //! - [`TrackRecorder`]: one track → one part file; fed through a bounded, never-blocking
 //!   [`PacketSender`].
 //!
@@ -15,7 +17,10 @@
 
 mod clock;
 mod error;
+pub mod export;
 mod feeder;
+pub mod fmp4;
+pub mod hls;
 pub mod layout;
 mod pipeline;
 mod state;

@@ -255,6 +255,14 @@ impl TrackRecorder {
         self.shared.fault()
     }
 
+    /// Posts an error on the pipeline's bus, as a failing element would: the part then
+    /// ends exactly like after a real fault. For supervision tests (the server's fault
+    /// injection hook); never called on the packet path.
+    pub fn inject_fault(&self, message: &str) {
+        let error = gst::message::Error::builder(gst::CoreError::Failed, message).src(&self.pipeline).build();
+        let _ = self.pipeline.post_message(error);
+    }
+
     /// Waits until media up to lesson time `until` is in the file. False on timeout or if
     /// the pipeline ended first. For health checks and tests; the packet path never waits.
     pub fn wait_written(&self, until: Duration, timeout: Duration) -> bool {

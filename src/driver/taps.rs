@@ -67,7 +67,8 @@ mod tests {
 
     fn packet(seq: u64) -> TapPacket {
         let codec = crate::sfu::peer::CodecKey { codec: str0m::format::Codec::Opus, profile_level_id: None, clock_rate: 48_000 };
-        TapPacket { tap: TapId(1), codec, seq, ts: 0, marker: false, payload: Arc::from(&[1u8][..]), captured: Instant::now() }
+        let now = Instant::now();
+        TapPacket { tap: TapId(1), codec, seq, ts: 0, marker: false, payload: Arc::from(&[1u8][..]), captured: now, captured_by_sender: false, arrival: now }
     }
 
     #[test]

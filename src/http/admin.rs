@@ -31,6 +31,28 @@ pub fn routes() -> Router<AppState> {
         .route("/classes/{id}/links", post(mint_link))
         .route("/lessons", get(list_lessons))
         .route("/lessons/{id}", get(get_lesson))
+        .route("/debug/recorder-fault", post(inject_recorder_fault))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRequest {
+    class_id: String,
+    track: Option<String>,
+}
+
+/// Test hook, off unless `--fault-injection true`: the recorder pipelines of a live
+/// class (or one track of it) fail as if an element errored.
+async fn inject_recorder_fault(State(s): State<AppState>, h: HeaderMap, b: Result<Json<FaultRequest>, JsonRejection>) -> Result<StatusCode, ApiError> {
+    require_admin(&s, &h)?;
+    if !s.config.fault_injection {
+        return Err(ApiError::not_found("fault injection is off (--fault-injection)"));
+    }
+    let b = body(b)?;
+    let recording = s.rooms.recording().ok_or_else(|| ApiError::not_found("recording is off"))?;
+    tracing::warn!(class = %b.class_id, track = ?b.track, "injecting a recorder fault");
+    recording.inject_fault(b.class_id, b.track);
+    Ok(StatusCode::ACCEPTED)
 }
 
 #[derive(Deserialize)]
@@ -66,11 +88,9 @@ async fn get_lesson(State(s): State<AppState>, h: HeaderMap, Path(id): Path<Stri
     Ok(Json(json!({ "lesson": lesson, "tracks": tracks })))
 }
 
-fn require_admin(s: &AppState, h: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn require_admin(s: &AppState, h: &HeaderMap) -> Result<(), ApiError> {
     let given = bearer(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
-    let expected = s.config.admin_key.as_bytes();
-    let same = given.len() == expected.len() && given.bytes().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if !same {
+    if !crate::rooms::auth::same_secret(given, &s.config.admin_key) {
         return Err(AuthError::Invalid("wrong admin key".into()).into());
     }
     Ok(())
@@ -206,6 +226,7 @@ fn link_name(s: &AppState, b: &NewLink, class: &crate::store::ClassRow) -> Resul
     let fallback = match b.role {
         Role::Main if !class.teacher.is_empty() => class.teacher.clone(),
         Role::Main => "Main classroom".into(),
+        Role::Student => "Student".into(),
         _ => "Observer".into(),
     };
     b.name.as_deref().map(|n| text_field("name", n)).unwrap_or(Ok(fallback))
@@ -216,5 +237,6 @@ pub fn page_of(role: Role) -> &'static str {
         Role::Main => "teacher.html",
         Role::Classroom => "classroom.html",
         Role::Observer => "observer.html",
+        Role::Student => "replay.html",
     }
 }

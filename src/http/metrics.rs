@@ -33,6 +33,15 @@ pub async fn render(State(s): State<AppState>) -> impl IntoResponse {
         let n: u64 = counters.iter().map(|c| c.drops(r)).sum();
         let _ = writeln!(out, "classcast_dropped_packets_total{{reason=\"{}\"}} {n}", r.as_str());
     }
+    if let Some(r) = s.rooms.recording() {
+        let h = r.health();
+        gauge(&mut out, "classcast_recording_lessons", "Lessons being recorded", h.lessons.load(Relaxed));
+        gauge(&mut out, "classcast_recording_tracks", "Tracks being recorded", h.tracks_recording.load(Relaxed));
+        gauge(&mut out, "classcast_recording_tracks_failing", "Recorded tracks whose pipeline failed and waits to restart (alert when > 0)", h.tracks_failing.load(Relaxed));
+        gauge(&mut out, "classcast_recording_disk_low", "1 while recording is paused because the disk is almost full (alert)", h.disk_low.load(Relaxed));
+        counter(&mut out, "classcast_recording_faults_total", "Recorder pipeline faults", h.faults.load(Relaxed));
+        counter(&mut out, "classcast_recording_packets_lost_total", "Packets not recorded (queue full or pipeline down)", h.packets_lost.load(Relaxed));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
 }
 

@@ -7,6 +7,7 @@
 mod admin;
 mod error;
 mod metrics;
+mod replay;
 mod whip;
 mod ws;
 pub mod welcome;
@@ -30,6 +31,8 @@ pub const MAX_BODY: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub rooms: Arc<Rooms>,
+    pub replay: crate::replay::Replay,
+    pub exports: crate::recording::Exports,
     pub config: Arc<Config>,
     pub started: Instant,
 }
@@ -41,7 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/ws", get(ws::upgrade))
         .merge(whip::routes())
-        .nest("/api", admin::routes())
+        .merge(replay::file_routes())
+        .nest("/api", admin::routes().merge(replay::api_routes()))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback_service(pages)
         .with_state(state)

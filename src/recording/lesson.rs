@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use classcast_recorder::layout::{ClassId, Fault, LessonDir, LessonId, LessonMeta, LessonState, PartFile, PartMeta, TrackKey};
@@ -16,17 +17,42 @@ use str0m::format::Codec as SdpCodec;
 
 use crate::sfu::room::SlotKey;
 use crate::sfu::tap::{TapId, TapPacket};
+use super::RecordingHealth;
+use super::stamp::Stamper;
 use crate::store::{LessonState as CatalogState, LessonTrackRow, Store};
 
 /// Packets that may wait for one track's GStreamer feeder.
 const TRACK_QUEUE: usize = 1024;
+/// First wait before a failed track is recorded again; doubles per failure in a row.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// A part that ran this long without a fault resets the failure count.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
 struct Track {
     key: TrackKey,
     part: u32,
-    /// The part being written, with its sender (cloned once, used per packet).
-    current: Option<(TrackRecorder, PacketSender)>,
+    /// The part being written, with its sender (cloned once, used per packet), and when it opened.
+    current: Option<(TrackRecorder, PacketSender, Instant)>,
     ssrc: u32,
+    /// Faults in a row, and when the track may be recorded again after the last one.
+    failures: u32,
+    retry_at: Option<Instant>,
+    /// Places packets on the lesson clock (created with the first packet's clock rate).
+    stamper: Option<Stamper>,
+}
+
+impl Track {
+    fn waiting_to_retry(&self, now: Instant) -> bool {
+        self.current.is_none() && self.retry_at.is_some_and(|t| now < t)
+    }
+
+    fn failed(&mut self, now: Instant) {
+        self.current = None;
+        self.failures += 1;
+        let wait = RETRY_FIRST.saturating_mul(1 << self.failures.min(6).saturating_sub(1)).min(RETRY_MAX);
+        self.retry_at = Some(now + wait);
+    }
 }
 
 pub struct Lesson {
@@ -35,6 +61,8 @@ pub struct Lesson {
     meta: LessonMeta,
     started: Instant,
     tracks: HashMap<TapId, Track>,
+    /// Scratch space for the stamper's output (kept to avoid an allocation per packet).
+    stamped: Vec<(TapPacket, Instant)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,30 +83,91 @@ impl Lesson {
         let meta = LessonMeta::new(class, lesson, started_ms);
         dir.write_metadata(&meta)?;
         tracing::info!(class = %class_id, lesson = %row.id, "lesson recording started");
-        Ok(Lesson { id: row.id, dir, meta, started: now, tracks: HashMap::new() })
+        Ok(Lesson { id: row.id, dir, meta, started: now, tracks: HashMap::new(), stamped: Vec::new() })
     }
 
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn class_id(&self) -> &str {
+        self.meta.class_id.as_str()
+    }
+
+    /// A track starts (or starts again: its part numbers continue).
     pub fn add_tap(&mut self, tap: TapId, key: &SlotKey) {
         match key.to_string().parse::<TrackKey>() {
             Ok(key) => {
-                let track = Track { key, part: 0, current: None, ssrc: 0x5eed_0000 ^ tap.0 as u32 };
+                let part = self.meta.tracks.iter().find(|t| t.key == key).and_then(|t| t.parts.last()).map_or(0, |p| p.part);
+                let track = Track { key, part, current: None, ssrc: 0x5eed_0000 ^ tap.0 as u32, failures: 0, retry_at: None, stamper: None };
                 self.tracks.insert(tap, track);
             }
             Err(e) => tracing::error!(%key, error = %e, "track key cannot be recorded"),
         }
     }
 
-    pub fn packet(&mut self, p: &TapPacket, store: &Store) {
+    /// One tapped packet: placed on the lesson clock (see `stamp`), then recorded.
+    pub fn packet(&mut self, p: TapPacket, store: &Store, health: &RecordingHealth, paused: bool) {
+        let Some(track) = self.tracks.get_mut(&p.tap) else { return };
+        let stamper = track.stamper.get_or_insert_with(|| Stamper::new(p.codec.clock_rate));
+        let mut ready = std::mem::take(&mut self.stamped);
+        stamper.push(p, &mut ready);
+        for (p, at) in ready.drain(..) {
+            self.record(&p, at, store, health, paused);
+        }
+        self.stamped = ready;
+    }
+
+    /// One stamped packet; dropped (and counted) while `paused` or the track waits to retry.
+    fn record(&mut self, p: &TapPacket, captured: Instant, store: &Store, health: &RecordingHealth, paused: bool) {
         let Some(codec) = recorder_codec(p.codec.codec) else { return };
-        let at = p.captured.saturating_duration_since(self.started);
-        if self.tracks.get(&p.tap).is_some_and(|t| t.current.is_none()) {
-            self.open_part(p.tap, codec, p.codec.clock_rate, at, store);
+        if paused {
+            health.packets_lost.fetch_add(1, Relaxed);
+            return;
+        }
+        let at = captured.saturating_duration_since(self.started);
+        let now = Instant::now();
+        match self.tracks.get(&p.tap) {
+            Some(t) if t.waiting_to_retry(now) => {
+                health.packets_lost.fetch_add(1, Relaxed);
+                return;
+            }
+            Some(t) if t.current.is_none() => self.open_part(p.tap, codec, p.codec.clock_rate, at, store),
+            _ => {}
         }
         let Some(track) = self.tracks.get(&p.tap) else { return };
-        if let Some((_, sender)) = &track.current {
+        if let Some((_, sender, _)) = &track.current {
             let bytes = rtp_bytes(p, payload_type(codec), track.ssrc);
-            // A full queue is counted by the recorder; the class goes on either way.
-            let _ = sender.try_push(RtpPacketIn { bytes, arrival: at });
+            // A full queue drops the packet; the class goes on either way.
+            if sender.try_push(RtpPacketIn { bytes, arrival: at }).is_err() {
+                health.packets_lost.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Close every part (recording pauses); the lesson records why.
+    pub fn pause(&mut self, store: &Store, why: &str) {
+        let taps: Vec<TapId> = self.tracks.keys().copied().collect();
+        for tap in taps {
+            let Some(mut track) = self.tracks.remove(&tap) else { continue };
+            self.close_part(&mut track, store);
+            self.tracks.insert(tap, track);
+        }
+        self.fault(store, None, why.to_string());
+    }
+
+    /// Tracks writing now, and tracks waiting to restart after a fault.
+    pub fn track_counts(&self) -> (u64, u64) {
+        let recording = self.tracks.values().filter(|t| t.current.is_some()).count() as u64;
+        let failing = self.tracks.values().filter(|t| t.current.is_none() && t.retry_at.is_some()).count() as u64;
+        (recording, failing)
+    }
+
+    /// Test hook: the current pipelines (of `track`, or all) report an error.
+    pub fn inject_fault(&self, track: Option<&str>) {
+        let chosen = self.tracks.values().filter(|t| track.is_none_or(|k| t.key.as_str() == k));
+        for (rec, _, _) in chosen.filter_map(|t| t.current.as_ref()) {
+            rec.inject_fault("fault injected by the operator (test hook)");
         }
     }
 
@@ -90,15 +179,17 @@ impl Lesson {
         match TrackRecorder::start(spec, TRACK_QUEUE) {
             Ok(rec) => {
                 let sender = rec.sender();
-                track.current = Some((rec, sender));
+                track.current = Some((rec, sender, Instant::now()));
+                track.retry_at = None;
                 let part = PartMeta { part: track.part, start_ms: at.as_millis() as u64, duration_ms: None, bytes: None };
                 self.meta.track_mut(&track.key, codec.as_str()).parts.push(part);
                 let key = track.key.clone();
                 self.save(store, &key);
             }
             Err(e) => {
-                let key = track.key.clone();
-                self.fault(store, Some(key), format!("cannot start recording: {e}"));
+                track.failed(Instant::now());
+                let (key, message) = (track.key.clone(), format!("cannot start recording part {}: {e}", track.part));
+                self.fault(store, Some(key), message);
             }
         }
     }
@@ -110,7 +201,7 @@ impl Lesson {
     }
 
     fn close_part(&mut self, track: &mut Track, store: &Store) {
-        let Some((rec, _)) = track.current.take() else { return };
+        let Some((rec, _, _)) = track.current.take() else { return };
         match rec.finish() {
             Ok(summary) => {
                 if let Some(part) = self.meta.tracks.iter_mut().find(|t| t.key == track.key).and_then(|t| t.parts.last_mut()) {
@@ -123,18 +214,25 @@ impl Lesson {
         }
     }
 
-    /// A pipeline that failed is closed; the next packet opens a new part.
-    pub fn check_faults(&mut self, store: &Store) {
+    /// A pipeline that failed is closed; after a pause (growing while failures repeat)
+    /// the next packet opens a new part.
+    pub fn check_faults(&mut self, store: &Store, health: &RecordingHealth) {
+        let now = Instant::now();
+        for t in self.tracks.values_mut() {
+            if t.current.as_ref().is_some_and(|(_, _, opened)| now.duration_since(*opened) >= HEALTHY_AFTER) {
+                t.failures = 0;
+            }
+        }
         let failed: Vec<(TapId, String)> = self
             .tracks
             .iter()
-            .filter_map(|(tap, t)| t.current.as_ref().and_then(|(rec, _)| rec.poll_fault()).map(|f| (*tap, f)))
+            .filter_map(|(tap, t)| t.current.as_ref().and_then(|(rec, _, _)| rec.poll_fault()).map(|f| (*tap, f)))
             .collect();
         for (tap, message) in failed {
             let Some(track) = self.tracks.get_mut(&tap) else { continue };
-            track.current = None;
-            let key = track.key.clone();
-            let part = track.part;
+            track.failed(now);
+            health.faults.fetch_add(1, Relaxed);
+            let (key, part) = (track.key.clone(), track.part);
             self.fault(store, Some(key), format!("part {part} failed: {message}; recording continues in part {}", part + 1));
         }
     }
@@ -175,11 +273,12 @@ impl Lesson {
         for tap in taps {
             self.end_tap(tap, store);
         }
-        let state = if self.meta.faults.is_empty() { LessonState::Finished } else { LessonState::Interrupted };
+        // Faults along the way are listed with the lesson; it still ended normally
+        // (`interrupted` is for lessons a crash cut short).
+        let state = LessonState::Finished;
         self.meta.state = state;
         self.write_meta();
-        let catalog = if state == LessonState::Finished { CatalogState::Finished } else { CatalogState::Interrupted };
-        if let Err(e) = store.end_lesson(&self.id, unix_ms() as i64, catalog) {
+        if let Err(e) = store.end_lesson(&self.id, unix_ms() as i64, CatalogState::Finished) {
             tracing::error!(lesson = %self.id, error = %e, "cannot close the lesson in the catalog");
         }
         tracing::info!(lesson = %self.id, ?state, "lesson recording ended");

@@ -15,10 +15,15 @@
 //!   pipeline fault closes the part and the next packet opens part N+1, with the
 //!   fault written to `lesson.json` and the catalog. The live class never waits.
 
+mod disk;
+pub mod export;
 mod lesson;
+mod stamp;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select_biased};
@@ -27,6 +32,7 @@ use crate::driver::taps::TapMsg;
 use crate::sfu::RoomId;
 use crate::sfu::tap::TapId;
 use crate::store::Store;
+pub use export::Exports;
 use lesson::Lesson;
 
 /// How often faults are looked for when no message arrives.
@@ -37,21 +43,69 @@ const FAULT_POLL: Duration = Duration::from_millis(500);
 pub enum LessonCmd {
     Begin { room: RoomId, class_id: String, title: String, teacher: String },
     End { room: RoomId },
+    /// Test hook (`--fault-injection`): make the pipelines of a class's tracks fail.
+    InjectFault { class_id: String, track: Option<String> },
+}
+
+/// What `/metrics` says of the recorder; written by the recording thread.
+#[derive(Debug, Default)]
+pub struct RecordingHealth {
+    /// Lessons being recorded now.
+    pub lessons: AtomicU64,
+    /// Tracks with a pipeline writing now.
+    pub tracks_recording: AtomicU64,
+    /// Tracks whose pipeline failed and that wait to restart (an alert when > 0).
+    pub tracks_failing: AtomicU64,
+    /// Pipeline faults since start.
+    pub faults: AtomicU64,
+    /// Packets not recorded: the track's queue was full or its pipeline was down.
+    pub packets_lost: AtomicU64,
+    /// 1 while recording is paused because the disk is almost full (an alert).
+    pub disk_low: AtomicU64,
+}
+
+/// Where and how the recorder writes.
+#[derive(Debug, Clone)]
+pub struct RecordingConfig {
+    /// The recordings directory.
+    pub root: PathBuf,
+    /// Recording pauses while the disk has less free space than this.
+    pub min_free_bytes: u64,
 }
 
 /// Handle of the recording thread.
 #[derive(Clone)]
 pub struct Recording {
     tx: Sender<LessonCmd>,
+    health: Arc<RecordingHealth>,
 }
 
 impl Recording {
-    /// Start the recording thread on `root` (the recordings directory).
-    pub fn start(root: PathBuf, store: Store, taps: Receiver<TapMsg>) -> std::io::Result<Recording> {
+    /// Start the recording thread on `root` (the recordings directory); finished
+    /// lessons go to `exports` when given.
+    pub fn start(config: RecordingConfig, store: Store, taps: Receiver<TapMsg>, exports: Option<Exports>) -> std::io::Result<Recording> {
+        std::fs::create_dir_all(&config.root)?;
         let (tx, rx) = crossbeam_channel::unbounded();
-        let mut worker = Worker { root, store, lessons: HashMap::new(), taps_of: HashMap::new() };
+        let health = Arc::new(RecordingHealth::default());
+        let mut worker = Worker {
+            config,
+            store,
+            lessons: HashMap::new(),
+            taps_of: HashMap::new(),
+            exports,
+            health: health.clone(),
+            disk_low: false,
+        };
         std::thread::Builder::new().name("recorder".into()).spawn(move || worker.run(rx, taps))?;
-        Ok(Recording { tx })
+        Ok(Recording { tx, health })
+    }
+
+    pub fn health(&self) -> &RecordingHealth {
+        &self.health
+    }
+
+    pub fn inject_fault(&self, class_id: String, track: Option<String>) {
+        let _ = self.tx.send(LessonCmd::InjectFault { class_id, track });
     }
 
     pub fn begin(&self, room: RoomId, class_id: String, title: String, teacher: String) {
@@ -64,14 +118,19 @@ impl Recording {
 }
 
 struct Worker {
-    root: PathBuf,
+    config: RecordingConfig,
     store: Store,
     lessons: HashMap<RoomId, Lesson>,
     taps_of: HashMap<TapId, RoomId>,
+    exports: Option<Exports>,
+    health: Arc<RecordingHealth>,
+    /// Recording is paused: the disk is almost full.
+    disk_low: bool,
 }
 
 impl Worker {
     fn run(&mut self, cmds: Receiver<LessonCmd>, taps: Receiver<TapMsg>) {
+        let mut last_check = Instant::now();
         loop {
             select_biased! {
                 recv(cmds) -> m => match m {
@@ -84,7 +143,18 @@ impl Worker {
                 },
                 default(FAULT_POLL) => {}
             }
-            self.check_faults();
+            if last_check.elapsed() >= FAULT_POLL {
+                last_check = Instant::now();
+                self.check_faults();
+            }
+        }
+    }
+
+    fn finish(&self, lesson: Lesson) {
+        let id = lesson.id().to_string();
+        lesson.finish(&self.store);
+        if let Some(Err(e)) = self.exports.as_ref().map(|x| x.enqueue(&id)) {
+            tracing::error!(lesson = %id, error = %e, "cannot queue the lesson's export");
         }
     }
 
@@ -94,7 +164,7 @@ impl Worker {
                 if self.lessons.contains_key(&room) {
                     return;
                 }
-                match Lesson::begin(&self.root, &self.store, &class_id, &title, &teacher, Instant::now()) {
+                match Lesson::begin(&self.config.root, &self.store, &class_id, &title, &teacher, Instant::now()) {
                     Ok(l) => {
                         self.lessons.insert(room, l);
                     }
@@ -104,7 +174,12 @@ impl Worker {
             LessonCmd::End { room } => {
                 if let Some(l) = self.lessons.remove(&room) {
                     self.taps_of.retain(|_, r| *r != room);
-                    l.finish(&self.store);
+                    self.finish(l);
+                }
+            }
+            LessonCmd::InjectFault { class_id, track } => {
+                for l in self.lessons.values().filter(|l| l.class_id() == class_id) {
+                    l.inject_fault(track.as_deref());
                 }
             }
         }
@@ -121,28 +196,55 @@ impl Worker {
             TapMsg::Packet(p) => {
                 let Some(room) = self.taps_of.get(&p.tap) else { return };
                 if let Some(l) = self.lessons.get_mut(room) {
-                    l.packet(&p, &self.store);
+                    l.packet(p, &self.store, &self.health, self.disk_low);
                 }
             }
             TapMsg::Ended { tap } => {
-                if let Some(room) = self.taps_of.remove(&tap) {
-                    if let Some(l) = self.lessons.get_mut(&room) {
-                        l.end_tap(tap, &self.store);
-                    }
+                let room = self.taps_of.remove(&tap);
+                if let Some(l) = room.and_then(|r| self.lessons.get_mut(&r)) {
+                    l.end_tap(tap, &self.store);
                 }
             }
         }
     }
 
-    fn check_faults(&mut self) {
-        for l in self.lessons.values_mut() {
-            l.check_faults(&self.store);
+    /// Pause every lesson's recording when free space falls below the reserve; resume
+    /// (in new parts) when it is back.
+    fn check_disk(&mut self) {
+        let Some(free) = disk::free_bytes(&self.config.root) else { return };
+        let low = free < self.config.min_free_bytes;
+        if low && !self.disk_low {
+            let (free_mb, reserve_mb) = (free >> 20, self.config.min_free_bytes >> 20);
+            let message = format!("disk almost full ({free_mb} MB free, reserve {reserve_mb} MB): recording paused");
+            tracing::error!(free_mb, reserve_mb, "recordings disk almost full: recording paused, the classes go on");
+            for l in self.lessons.values_mut() {
+                l.pause(&self.store, &message);
+            }
+        } else if !low && self.disk_low {
+            tracing::warn!(free_mb = free >> 20, "recordings disk has room again: recording resumes");
         }
+        self.disk_low = low;
+        self.health.disk_low.store(u64::from(low), Relaxed);
+    }
+
+    fn check_faults(&mut self) {
+        self.check_disk();
+        let (mut recording, mut failing) = (0, 0);
+        for l in self.lessons.values_mut() {
+            l.check_faults(&self.store, &self.health);
+            let (r, f) = l.track_counts();
+            recording += r;
+            failing += f;
+        }
+        self.health.lessons.store(self.lessons.len() as u64, Relaxed);
+        self.health.tracks_recording.store(recording, Relaxed);
+        self.health.tracks_failing.store(failing, Relaxed);
     }
 
     fn end_all(&mut self) {
-        for (_, l) in self.lessons.drain() {
-            l.finish(&self.store);
+        let lessons: Vec<Lesson> = self.lessons.drain().map(|(_, l)| l).collect();
+        for l in lessons {
+            self.finish(l);
         }
     }
 }

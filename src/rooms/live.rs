@@ -88,6 +88,8 @@ struct ClassState {
     members: HashMap<String, Member>,
     call_on: Option<String>,
     live: BTreeSet<String>,
+    /// The lesson is being recorded now.
+    recording: bool,
 }
 
 /// Snapshot sent in `joined`.
@@ -96,6 +98,7 @@ pub struct Snapshot {
     pub participants: Vec<ParticipantInfo>,
     pub call_on: Option<String>,
     pub live: Vec<String>,
+    pub recording: bool,
 }
 
 #[derive(Debug)]
@@ -120,6 +123,7 @@ impl LiveClass {
             participants: s.members.values().filter(|m| m.info.id != id).map(|m| m.info.clone()).collect(),
             call_on: s.call_on.clone(),
             live: s.live.iter().cloned().collect(),
+            recording: s.recording,
         };
         broadcast(&s, &ServerMsg::ParticipantJoined { participant: info }, Some(&id));
         (old.and_then(|m| m.tx), snapshot)
@@ -161,6 +165,21 @@ impl LiveClass {
         s.call_on = who.clone();
         broadcast(&s, &ServerMsg::CallOn { participant: who }, None);
         true
+    }
+
+    /// Whether the class is recorded now; tells everyone when it changes.
+    pub fn set_recording(&self, on: bool) -> bool {
+        let mut s = self.state();
+        if s.recording == on {
+            return false;
+        }
+        s.recording = on;
+        broadcast(&s, &ServerMsg::Recording { on }, None);
+        true
+    }
+
+    pub fn recording(&self) -> bool {
+        self.state().recording
     }
 
     pub fn call_on(&self) -> Option<String> {

@@ -108,8 +108,16 @@ impl Rooms {
     }
 
     /// Token (401), then class (404).
+    /// The recording service, when lessons are recorded on this server.
+    pub fn recording(&self) -> Option<&crate::recording::Recording> {
+        self.recording.as_ref()
+    }
+
     pub fn authenticate(&self, token: &str) -> Result<(Claims, ClassRow), RoomError> {
         let claims = self.tokens.verify(token)?;
+        if !claims.role.may_join_live() {
+            return Err(RoomError::Forbidden("a student token opens recorded lessons only".into()));
+        }
         let class = self.store.class(&claims.cls)?.ok_or_else(|| RoomError::NotFound(format!("class {} does not exist", claims.cls)))?;
         Ok((claims, class))
     }
@@ -128,6 +136,7 @@ impl Rooms {
             call_on: snapshot.call_on,
             live: snapshot.live,
         });
+        tx.send(ServerMsg::Recording { on: snapshot.recording });
         let policy = policy_of(&claims);
         let subscriber = match self.driver.subscribe(live.id.clone(), claims.sub.clone(), policy).await {
             Ok(id) => id,
@@ -191,6 +200,23 @@ impl Rooms {
         self.set_call_on(&s.class, who).await
     }
 
+    /// Teacher only: start or stop recording the live lesson.
+    pub async fn set_recording(&self, s: &Joined, on: bool) -> Result<(), RoomError> {
+        if s.claims.role != Role::Main {
+            return Err(RoomError::Forbidden("only the main classroom starts or stops recording".into()));
+        }
+        let rec = self.recording.as_ref().ok_or_else(|| RoomError::Unavailable("recording is off on this server".into()))?;
+        let class = self.store.class(&s.class.id)?.ok_or_else(|| RoomError::NotFound("the class no longer exists".into()))?;
+        if on {
+            rec.begin(s.class.id.clone(), class.id.clone(), class.title.clone(), class.teacher.clone());
+        }
+        self.driver.set_recording(s.class.id.clone(), on).await?;
+        if s.class.set_recording(on) {
+            tracing::info!(class = %s.class.id, on, "recording switched by the teacher");
+        }
+        Ok(())
+    }
+
     async fn set_call_on(&self, class: &LiveClass, who: Option<String>) -> Result<(), RoomError> {
         if class.set_call_on(who.clone()) {
             self.driver.set_spotlight(class.id.clone(), who).await?;
@@ -220,8 +246,11 @@ impl Rooms {
         close_replaced(j.replaced);
         if let (true, true, Some(rec)) = (j.opened, class.record, &self.recording) {
             rec.begin(j.class.id.clone(), class.id.clone(), class.title.clone(), class.teacher.clone());
-            if self.driver.set_recording(j.class.id.clone(), true).await.is_err() {
-                tracing::error!(class = %class.id, "cannot turn recording on");
+            match self.driver.set_recording(j.class.id.clone(), true).await {
+                Ok(()) => {
+                    j.class.set_recording(true);
+                }
+                Err(_) => tracing::error!(class = %class.id, "cannot turn recording on"),
             }
         }
         (j.class, j.snapshot)
@@ -319,7 +348,7 @@ fn policy_of(c: &Claims) -> Policy {
     match c.role {
         Role::Main => Policy::Main,
         Role::Classroom => Policy::Audience { own_id: Some(c.sub.clone()) },
-        Role::Observer => Policy::Audience { own_id: None },
+        Role::Observer | Role::Student => Policy::Audience { own_id: None },
     }
 }
 
@@ -350,5 +379,6 @@ pub fn identity_for(role: Role, classroom_id: Option<&str>) -> String {
         Role::Main => MAIN.to_string(),
         Role::Classroom => classroom_id.unwrap_or_default().to_string(),
         Role::Observer => crate::store::new_id('o'),
+        Role::Student => crate::store::new_id('s'),
     }
 }

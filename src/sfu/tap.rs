@@ -65,8 +65,12 @@ pub struct TapPacket {
     pub ts: u32,
     pub marker: bool,
     pub payload: Arc<[u8]>,
-    /// Capture time on the server's clock (sender-report based), for alignment.
+    /// Capture time on the server's clock, for alignment: from the publisher's sender
+    /// reports when `captured_by_sender`, else the arrival time.
     pub captured: Instant,
+    pub captured_by_sender: bool,
+    /// When the packet reached the server.
+    pub arrival: Instant,
 }
 
 impl Sfu {

@@ -6,25 +6,37 @@
 //! sender-report clock (NTP), mapped onto our `Instant`s once per publisher.
 //!
 //! Invariants: all tracks of one publisher share one NTP→Instant anchor; before
-//! the first sender report, arrival time is used; the result is never before the
-//! clock's origin and never panics on odd NTP values.
+//! the first usable sender report of a track, arrival time is used (and said so:
+//! the recorder must not mix the two within one track); a report that describes no
+//! packet (`sender_packet_count == 0`, as aiortc sends before its first frame) is
+//! not usable; the result never panics on odd NTP values.
 
 use std::time::{Duration, Instant, SystemTime};
 
 
 use str0m::rtp::RtpPacket;
 
+/// When a packet was captured, on our clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Captured {
+    pub at: Instant,
+    /// `at` comes from the publisher's sender reports (else it is the arrival time).
+    pub by_sender: bool,
+}
+
 /// The capture instant of `pkt` on our clock, anchoring the publisher's NTP clock
 /// on first use.
-pub fn capture_instant(anchor: &mut Option<(SystemTime, Instant)>, pkt: &RtpPacket) -> Instant {
-    let Some(sr) = &pkt.last_sender_info else { return pkt.timestamp };
+pub fn capture_instant(anchor: &mut Option<(SystemTime, Instant)>, pkt: &RtpPacket) -> Captured {
+    let arrival = Captured { at: pkt.timestamp, by_sender: false };
+    let Some(sr) = pkt.last_sender_info.as_ref().filter(|sr| sr.sender_packet_count > 0) else { return arrival };
     let offset_secs = pkt.time.as_seconds() - sr.rtp_time.rebase(pkt.time.frequency()).as_seconds();
-    let Some(captured_ntp) = shift(sr.ntp_time, offset_secs) else { return pkt.timestamp };
+    let Some(captured_ntp) = shift(sr.ntp_time, offset_secs) else { return arrival };
     let (ntp0, at0) = *anchor.get_or_insert((captured_ntp, pkt.timestamp));
-    match captured_ntp.duration_since(ntp0) {
+    let at = match captured_ntp.duration_since(ntp0) {
         Ok(d) => at0 + d,
         Err(e) => at0.checked_sub(e.duration()).unwrap_or(at0),
-    }
+    };
+    Captured { at, by_sender: true }
 }
 
 fn shift(t: SystemTime, secs: f64) -> Option<SystemTime> {

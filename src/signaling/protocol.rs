@@ -30,12 +30,19 @@ pub enum Role {
     Classroom,
     /// Watch only (visiting teachers, the 名师课堂 audience).
     Observer,
+    /// Replays the class's recorded lessons; never joins a live class.
+    Student,
 }
 
 impl Role {
     /// Whether this role may send media into the class.
     pub fn may_publish(self) -> bool {
-        !matches!(self, Role::Observer)
+        matches!(self, Role::Main | Role::Classroom)
+    }
+
+    /// Whether this role may take part in a live class (join, WHIP, WHEP).
+    pub fn may_join_live(self) -> bool {
+        !matches!(self, Role::Student)
     }
 
     /// Whether this role may publish the given source.
@@ -43,7 +50,7 @@ impl Role {
         match self {
             Role::Main => true,
             Role::Classroom => matches!(source, Source::Camera | Source::Mic),
-            Role::Observer => false,
+            Role::Observer | Role::Student => false,
         }
     }
 }
@@ -106,6 +113,9 @@ pub enum ClientMsg {
     RaiseHand { raised: bool },
     /// Teacher only: call on a classroom (its media goes to every classroom), or end it with `null`.
     CallOn { participant: Option<String> },
+    /// Teacher only: start or stop recording the lesson (a restart continues the same
+    /// lesson in new parts).
+    SetRecording { on: bool },
     /// Leave the class; the server closes the connection.
     Leave {},
     /// Keep-alive; answered with `pong`.
@@ -166,6 +176,8 @@ pub enum ServerMsg {
     CallOn { participant: Option<String> },
     /// A source started (`live: true`) or stopped sending.
     SourceState { key: String, live: bool },
+    /// Whether the lesson is being recorded; sent after `joined` and on every change.
+    Recording { on: bool },
     Error { code: ErrorCode, message: String },
     Pong,
 }

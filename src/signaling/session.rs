@@ -93,6 +93,7 @@ impl Session {
             ClientMsg::Unsubscribe { keys } => rooms.set_paused(j, &keys, true).await,
             ClientMsg::RaiseHand { raised } => rooms.raise_hand(j, raised),
             ClientMsg::CallOn { participant } => rooms.call_on(j, participant).await,
+            ClientMsg::SetRecording { on } => rooms.set_recording(j, on).await,
             ClientMsg::Leave {} => return Err(Close::new(CLOSE_NORMAL, "left the class")),
             ClientMsg::Ping {} => {
                 self.tx.send(ServerMsg::Pong);

@@ -49,7 +49,51 @@ pub struct LessonRow {
     pub state: LessonState,
     /// Recorder faults during the lesson, one per line (empty: none).
     pub faults: String,
+    pub export: ExportStatus,
 }
+
+/// Where the lesson's composite export stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportState {
+    None,
+    Queued,
+    Rendering,
+    Done,
+    Failed,
+}
+
+impl ExportState {
+    fn as_str(self) -> &'static str {
+        match self {
+            ExportState::None => "none",
+            ExportState::Queued => "queued",
+            ExportState::Rendering => "rendering",
+            ExportState::Done => "done",
+            ExportState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> ExportState {
+        match s {
+            "queued" => ExportState::Queued,
+            "rendering" => ExportState::Rendering,
+            "done" => ExportState::Done,
+            "failed" => ExportState::Failed,
+            _ => ExportState::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportStatus {
+    pub state: ExportState,
+    /// 0.0 ..= 1.0 while rendering; 1.0 when done.
+    pub progress: f64,
+    pub error: Option<String>,
+}
+
+impl Eq for ExportStatus {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LessonTrackRow {
@@ -71,7 +115,7 @@ pub struct LessonQuery {
 
 pub const MAX_PAGE: u32 = 200;
 
-const LESSON_COLUMNS: &str = "id, class_id, title, teacher, started_at_ms, ended_at_ms, state, faults";
+const LESSON_COLUMNS: &str = "id, class_id, title, teacher, started_at_ms, ended_at_ms, state, faults, export_state, export_progress, export_error";
 
 impl Store {
     pub fn begin_lesson(&self, class_id: &str, title: &str, teacher: &str, started_at_ms: i64) -> Result<LessonRow, StoreError> {
@@ -84,6 +128,7 @@ impl Store {
             ended_at_ms: None,
             state: LessonState::Recording,
             faults: String::new(),
+            export: ExportStatus { state: ExportState::None, progress: 0.0, error: None },
         };
         self.with(|c| {
             c.execute(
@@ -121,6 +166,25 @@ impl Store {
             c.execute("UPDATE lessons SET ended_at_ms = ?2, state = ?3 WHERE id = ?1", params![lesson_id, ended_at_ms, state.as_str()])
         })?;
         Ok(())
+    }
+
+    /// Where the lesson's export stands now.
+    pub fn set_export(&self, lesson_id: &str, status: &ExportStatus) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE lessons SET export_state = ?2, export_progress = ?3, export_error = ?4 WHERE id = ?1",
+                params![lesson_id, status.state.as_str(), status.progress, status.error],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Lessons whose export is queued or was cut while rendering, oldest first.
+    pub fn pending_exports(&self) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let sql = "SELECT id FROM lessons WHERE export_state IN ('queued', 'rendering') ORDER BY started_at_ms";
+            c.prepare(sql)?.query_map([], |r| r.get(0))?.collect()
+        })
     }
 
     /// Lessons left `recording` by a crash become `interrupted`; returns their ids.
@@ -177,6 +241,7 @@ fn lesson_row(r: &rusqlite::Row) -> rusqlite::Result<LessonRow> {
         ended_at_ms: r.get(5)?,
         state: LessonState::parse(&state),
         faults: r.get(7)?,
+        export: ExportStatus { state: ExportState::parse(&r.get::<_, String>(8)?), progress: r.get(9)?, error: r.get(10)? },
     })
 }
 
@@ -219,6 +284,22 @@ mod tests {
         assert_eq!(s.interrupt_unfinished_lessons().unwrap(), vec![a.id.clone()]);
         assert_eq!(s.lesson(&a.id).unwrap().unwrap().0.state, LessonState::Interrupted);
         assert!(s.interrupt_unfinished_lessons().unwrap().is_empty());
+    }
+
+    #[test]
+    fn exports_are_tracked_and_pending_ones_found_again() {
+        let s = Store::open_in_memory().unwrap();
+        let a = s.begin_lesson("k1", "A", "T", 1).unwrap();
+        let b = s.begin_lesson("k1", "B", "T", 2).unwrap();
+        assert_eq!(s.lesson(&a.id).unwrap().unwrap().0.export.state, ExportState::None);
+        let st = |state, progress| ExportStatus { state, progress, error: None };
+        s.set_export(&a.id, &st(ExportState::Rendering, 0.5)).unwrap();
+        s.set_export(&b.id, &st(ExportState::Queued, 0.0)).unwrap();
+        assert_eq!(s.pending_exports().unwrap(), vec![a.id.clone(), b.id.clone()]);
+        s.set_export(&a.id, &ExportStatus { state: ExportState::Failed, progress: 0.5, error: Some("no tracks".into()) }).unwrap();
+        let row = s.lesson(&a.id).unwrap().unwrap().0;
+        assert_eq!((row.export.state, row.export.error.as_deref()), (ExportState::Failed, Some("no tracks")));
+        assert_eq!(s.pending_exports().unwrap(), vec![b.id]);
     }
 
     #[test]

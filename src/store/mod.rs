@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 mod lessons;
 
 use rusqlite::{Connection, OptionalExtension, params};
-pub use lessons::{LessonQuery, LessonRow, LessonState, LessonTrackRow, MAX_PAGE as MAX_LESSON_PAGE};
+pub use lessons::{ExportState, ExportStatus, LessonQuery, LessonRow, LessonState, LessonTrackRow, MAX_PAGE as MAX_LESSON_PAGE};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,11 @@ const MIGRATIONS: &[&str] = &[
         bytes INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (lesson_id, key)
     );",
+    // 3: the composite export of each lesson (rendered after class, one at a time).
+    "ALTER TABLE lessons ADD COLUMN export_state TEXT NOT NULL DEFAULT 'none'
+        CHECK (export_state IN ('none', 'queued', 'rendering', 'done', 'failed'));
+    ALTER TABLE lessons ADD COLUMN export_progress REAL NOT NULL DEFAULT 0;
+    ALTER TABLE lessons ADD COLUMN export_error TEXT;",
 ];
 
 #[derive(Clone)]
@@ -190,6 +195,10 @@ fn classroom_row(r: &rusqlite::Row) -> rusqlite::Result<ClassroomRow> {
 
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A random id: a kind letter and 12 lowercase hex digits.

@@ -5,7 +5,8 @@
 // the automation hook `window.__classcast`.
 //
 // Hook contract: joined, id, role, callOnId, hands, firstFrameMs, log, state,
-// classTitle, tracks(), stats(), publishStats(), setCallOn(id|null),
+// classTitle, recording, tracks(), stats(), publishStats(), setCallOn(id|null),
+// setRecording(bool),
 // raiseHand(bool). `callOn` is the call-on *function* on the teacher page
 // (the only role allowed to call on) and the current called-on id elsewhere.
 
@@ -80,6 +81,7 @@ export class Room extends EventTarget {
     on('hand', this.onHand);
     on('call_on', (msg) => this.setCallOnState(msg.participant ?? null));
     on('source_state', this.onSourceState);
+    on('recording', (msg) => this.setRecordingState(!!msg.on));
     on('error', this.onError);
     on('state', this.onState);
     this.subscribe.addEventListener('tracks', (ev) => this.emit('tracks', ev.detail));
@@ -198,6 +200,17 @@ export class Room extends EventTarget {
     return true;
   }
 
+  setRecordingState(on) {
+    this.recording = on;
+    this.syncHook();
+    this.emit('change');
+  }
+
+  /** Teacher: start or stop recording the lesson (the server answers with `recording`). */
+  setRecording(on) {
+    return this.signaling.send('set_recording', { on: !!on });
+  }
+
   /** Teacher: call on a classroom, or end the call-on with null. */
   setCallOn(id) {
     if (!this.signaling.callOn(id ?? null)) return false;
@@ -268,6 +281,7 @@ export class Room extends EventTarget {
       participants: () => [...room.participants.values()].map((p) => ({ ...p })),
       setCallOn: (id) => room.setCallOn(id),
       raiseHand: (raised) => room.raiseHand(raised),
+      setRecording: (on) => room.setRecording(on),
     };
     if (this.pageRole === 'main') hook.callOn = (id) => room.setCallOn(id);
     else hook.callOn = null;
@@ -285,6 +299,7 @@ export class Room extends EventTarget {
     if (this.pageRole !== 'main') hook.callOn = this.callOnId;
     hook.hands = this.handsObject();
     hook.classTitle = this.classTitle;
+    hook.recording = !!this.recording;
   }
 
   emit(type, detail) {

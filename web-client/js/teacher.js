@@ -71,6 +71,7 @@ function bindControls(view) {
   $('#btn-board').addEventListener('click', () => addSecond(view, 'board'));
   $('#btn-screen').addEventListener('click', () => addSecond(view, 'screen'));
   $('#btn-end-callon').addEventListener('click', () => view.room.setCallOn(null));
+  $('#btn-record').addEventListener('click', () => view.room.setRecording(!view.room.recording));
   $('#btn-retry-media').addEventListener('click', () => openMain(view).then(() => refreshDevices(view)));
   $('#sel-camera').addEventListener('change', () => switchDevice(view, 'camera'));
   $('#sel-mic').addEventListener('change', () => switchDevice(view, 'mic'));
@@ -218,7 +219,16 @@ function renderSources(view) {
   $('#btn-board').disabled = !!local.board;
   $('#btn-screen').disabled = !!local.screen;
   document.body.classList.toggle('on-air', started && room.signaling.joined);
+  renderRecording(room);
   renderPublishState(view);
+}
+
+function renderRecording(room) {
+  const button = $('#btn-record');
+  button.disabled = !room.signaling.joined;
+  setText(button, room.recording ? 'teacher.stopRecording' : 'teacher.startRecording');
+  button.setAttribute('aria-pressed', String(!!room.recording));
+  $('#rec-badge').hidden = !room.recording;
 }
 
 function renderPublishState(view) {

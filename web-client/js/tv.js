@@ -32,6 +32,7 @@ export function startTv({ role, publishes }) {
   room.addEventListener('joined', () => renderTitle(room));
   room.addEventListener('tracks', (ev) => attachRemote(view, ev.detail));
   room.addEventListener('change', () => render(view));
+  room.addEventListener('change', () => { $('#rec-badge').hidden = !room.recording; });
   room.addEventListener('notice', (ev) => notify(ev.detail.key, ev.detail.args, 'error'));
   room.addEventListener('callon', (ev) => {
     if (ev.detail.id != null && ev.detail.id === room.me?.id && local.muted) notify('tv.mutedOnAir', null, 'error');

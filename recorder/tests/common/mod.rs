@@ -37,10 +37,10 @@ pub fn spec(path: PathBuf, codec: Codec) -> TrackSpec {
     }
 }
 
-fn source_pipeline(codec: Codec, seconds: u32, gop: u32) -> String {
+fn source_pipeline(codec: Codec, seconds: u32, gop: u32, pattern: &str) -> String {
     let frames = seconds * 30;
     let video = format!(
-        "videotestsrc num-buffers={frames} pattern=ball \
+        "videotestsrc num-buffers={frames} pattern={pattern} \
          ! video/x-raw,format=I420,width=320,height=240,framerate=30/1"
     );
     match codec {
@@ -65,8 +65,18 @@ fn source_pipeline(codec: Codec, seconds: u32, gop: u32) -> String {
 /// `seconds` of `codec` as RTP packets (keyframe every `gop` frames for video), each
 /// stamped with its media time as arrival time, in sending order.
 pub fn rtp_packets(codec: Codec, seconds: u32, gop: u32) -> Vec<RtpPacketIn> {
+    rtp_packets_of_pattern(codec, seconds, gop, "ball")
+}
+
+/// Like [`rtp_packets`], video drawn with videotestsrc's `pattern` (e.g. `white`).
+pub fn rtp_packets_of_pattern(
+    codec: Codec,
+    seconds: u32,
+    gop: u32,
+    pattern: &str,
+) -> Vec<RtpPacketIn> {
     let (mut packets, mut first) = (Vec::new(), None);
-    let error = run_to_end(&source_pipeline(codec, seconds, gop), |buffer| {
+    let error = run_to_end(&source_pipeline(codec, seconds, gop, pattern), |buffer| {
         let map = buffer.map_readable().expect("readable buffer");
         // Encoders may shift their timeline (x264enc starts at 1000 h): count from the first.
         let pts = Duration::from_nanos(buffer.pts().expect("payloader sets PTS").nseconds());

@@ -40,7 +40,7 @@ struct Incoming {
     marker: bool,
     ext: ExtensionValues,
     payload: Arc<[u8]>,
-    captured: Instant,
+    captured: wallclock::Captured,
     at: Instant,
 }
 
@@ -116,7 +116,7 @@ impl Sfu {
         }
         let pt = down.pt_for(&peer.rtc, mid, inc.codec).ok_or(DropReason::CodecMismatch)?;
         let out = admit(down, inc)?;
-        let write = RtpWrite::new(pt, out.seq.into(), out.ts, inc.captured, inc.payload.clone())
+        let write = RtpWrite::new(pt, out.seq.into(), out.ts, inc.captured.at, inc.payload.clone())
             .marker(inc.marker)
             .ext_vals(inc.ext.clone())
             .nackable(inc.video);
@@ -140,7 +140,9 @@ impl Sfu {
             ts: out.ts,
             marker: inc.marker,
             payload: inc.payload.clone(),
-            captured: inc.captured,
+            captured: inc.captured.at,
+            captured_by_sender: inc.captured.by_sender,
+            arrival: inc.at,
         };
         self.tap_out.push_back(packet);
         Ok(inc.payload.len())

@@ -66,11 +66,12 @@ process.on('exit', () => {
 });
 
 /**
- * Start a server. `name` names the log file (out/<name>.log).
+ * Start a server. `name` names the log file (out/<name>.log); `args` are extra flags
+ * (e.g. ['--fault-injection', 'true']); `dataDir` replaces the fresh temp data dir.
  * Returns { url, wsUrl, httpPort, mediaPort, adminKey, tokenSecret, dataDir, logPath,
- *           restart(), stop(), alive() }.
+ *           restart(), stop(), kill9(), alive() }.
  */
-export async function startServer(name) {
+export async function startServer(name, { args: extraArgs = [], dataDir } = {}) {
   if (!fs.existsSync(BIN)) {
     throw new Error(`server binary not found: ${BIN} (run \`cargo build --release\` or set CLASSCAST_BIN)`);
   }
@@ -84,7 +85,7 @@ export async function startServer(name) {
     wsUrl: `ws://127.0.0.1:${httpPort}/ws`,
     adminKey: randomBytes(18).toString('hex'),
     tokenSecret: randomBytes(32).toString('hex'),
-    dataDir: fs.mkdtempSync(path.join(os.tmpdir(), `classcast-${name}-`)),
+    dataDir: dataDir || fs.mkdtempSync(path.join(os.tmpdir(), `classcast-${name}-`)),
     logPath: outPath(`${name}.log`),
     child: null,
   };
@@ -101,6 +102,7 @@ export async function startServer(name) {
       '--data-dir', s.dataDir,
       '--admin-key', s.adminKey,
       '--token-secret', s.tokenSecret,
+      ...extraArgs,
     ];
     const log = fs.openSync(s.logPath, 'a');
     fs.writeSync(log, `\n=== ${new Date().toISOString()} ${BIN} ${args.join(' ')}\n`);
@@ -126,6 +128,15 @@ export async function startServer(name) {
       child.kill('SIGKILL');
       await exited;
     }
+  };
+
+  /** Kill the server the hard way (no shutdown of any kind), like a power cut. */
+  s.kill9 = async () => {
+    const child = s.child;
+    if (!child || !s.alive()) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
   };
 
   s.restart = async () => {
