@@ -53,3 +53,4 @@ fuzz:
 bench:
 	$(CARGO) bench --bench forward
 	$(CARGO) run --release -p classcast-recorder --example cpu_per_track -- 60 1500
+	$(CARGO) run --release -p classcast-recorder --example cpu_per_track -- 60 1500 realtime

@@ -2,8 +2,11 @@
 //! at a given bitrate (default 1,500 kbit/s, a teacher camera) and of Opus as RTP, then
 //! pushes them through `TrackRecorder`s as fast as they are taken and reports CPU seconds
 //! per media second (process user + system time while recording; generation is excluded).
+//! With `realtime` as third argument, packets are pushed at their real pace (as a live
+//! class does), so the cost includes the recorder threads waking up for every packet.
 //! Run: `cargo run --release -p classcast-recorder --example cpu_per_track [seconds]
-//! [kbit/s]` (Linux only: reads /proc); `make bench` runs it with 60 s at 1,500 kbit/s.
+//! [kbit/s] [realtime]` (Linux only: reads /proc); `make bench` runs it with 60 s at
+//! 1,500 kbit/s, both ways.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +52,7 @@ fn generate(desc: &str) -> Vec<RtpPacketIn> {
     packets
 }
 
-fn record(codec: Codec, payload_type: u8, packets: Vec<RtpPacketIn>) -> f64 {
+fn record(codec: Codec, payload_type: u8, packets: Vec<RtpPacketIn>, realtime: bool) -> f64 {
     let path = std::env::temp_dir().join(format!("cpu_per_track.{}.mp4", codec.as_str()));
     let spec = TrackSpec {
         path: path.clone(),
@@ -60,7 +63,11 @@ fn record(codec: Codec, payload_type: u8, packets: Vec<RtpPacketIn>) -> f64 {
     let before = cpu_seconds();
     let recorder = TrackRecorder::start(spec, 1 << 20).expect("recorder");
     let sender = recorder.sender();
+    let started = std::time::Instant::now();
     for p in packets {
+        if realtime {
+            std::thread::sleep(p.arrival.saturating_sub(started.elapsed()));
+        }
         sender.try_push(p).expect("queue large enough");
     }
     let summary = recorder.finish().expect("finished");
@@ -85,10 +92,11 @@ fn main() {
         .nth(2)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1500);
+    let realtime = std::env::args().nth(3).is_some_and(|a| a == "realtime");
     classcast_recorder::init().expect("gstreamer");
-    // `ball` moves every frame, so the encoder spends its bitrate like a camera would.
+    // `snow` changes every pixel every frame, so the encoder spends its whole bitrate.
     let video = generate(&format!(
-        "videotestsrc num-buffers={} pattern=ball ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 \
+        "videotestsrc num-buffers={} pattern=snow ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 \
          ! x264enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} key-int-max=150 \
          ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=96 mtu=1200 ! appsink name=out sync=false",
         seconds * 30
@@ -104,11 +112,12 @@ fn main() {
         audio.len()
     );
     let video_bytes: usize = video.iter().map(|p| p.bytes.len()).sum();
-    let h264 = record(Codec::H264, 96, video);
-    let opus = record(Codec::Opus, 111, audio);
+    let h264 = record(Codec::H264, 96, video, realtime);
+    let opus = record(Codec::Opus, 111, audio, realtime);
     let actual_kbps = video_bytes as f64 * 8.0 / 1000.0 / f64::from(seconds);
     println!(
-        "summary record_cost video_kbps={actual_kbps:.0} h264_720p_core_pct={:.3} opus_core_pct={:.3}",
+        "summary record_cost mode={} video_kbps={actual_kbps:.0} h264_720p_core_pct={:.3} opus_core_pct={:.3}",
+        if realtime { "realtime" } else { "batch" },
         h264 * 100.0,
         opus * 100.0
     );

@@ -27,6 +27,10 @@ use crate::track::{FRAGMENT, JITTER_LATENCY, RtpPacketIn};
 /// Consecutive packets of one new SSRC that mean the publisher changed.
 pub const SSRC_SWITCH_PACKETS: u32 = 50;
 
+/// Pause between two hand-overs to the pipeline (recording is not latency-sensitive; the
+/// track's queue holds far more than this much media).
+pub const BATCH: Duration = Duration::from_millis(100);
+
 pub(crate) enum Msg {
     Packet(RtpPacketIn),
     /// Drain: everything queued before this was pushed; send EOS and stop.
@@ -68,16 +72,24 @@ pub(crate) fn spawn(
 }
 
 impl Feeder {
+    /// Hands packets over in batches: everything queued, then a pause of [`BATCH`]. Each
+    /// hand-over wakes the pipeline's threads; one wake-up per batch instead of per packet
+    /// is most of what a recorded track costs (see the recording cost in PERFORMANCE.md).
     fn run(mut self, rx: Receiver<Msg>) {
-        for msg in rx {
-            let more = match msg {
-                Msg::Packet(p) => self.push(p),
-                Msg::Abort => false,
-                Msg::Finish => return self.finish(),
-            };
-            if !more {
-                return;
+        while let Ok(first) = rx.recv() {
+            let mut next = Some(first);
+            while let Some(msg) = next {
+                let more = match msg {
+                    Msg::Packet(p) => self.push(p),
+                    Msg::Finish => return self.finish(),
+                    Msg::Abort => false,
+                };
+                if !more {
+                    return;
+                }
+                next = rx.try_recv().ok();
             }
+            std::thread::sleep(BATCH);
         }
     }
 

@@ -3,12 +3,17 @@
 //! ```text
 //! appsrc (application/x-rtp, live, time) ! rtpjitterbuffer ! <depayloader> [! <parsers>]
 //!   ! isofmp4mux (chunks of FRAGMENT) ! filesink (unbuffered)
-//! H.264: rtph264depay ! h264parse ! h264timestamper ! h264parse ! video/x-h264,avc,au
+//! H.264: rtph264depay ! h264parse ! h264timestamper ! h264parse config-interval=-1
+//!        ! video/x-h264,avc3,au
 //! VP8:   rtpvp8depay          Opus: rtpopusdepay ! opusparse
 //! ```
 //!
 //! Invariants:
 //! - No encoder or decoder is ever linked: the file holds the publisher's own bitstream.
+//! - H.264 is written as `avc3`, with SPS/PPS in front of every keyframe: WebRTC senders
+//!   change resolution mid-stream (the encoder follows the bandwidth estimate), and with
+//!   `avc1` the new parameter sets would be lost (only the init segment's would remain),
+//!   leaving every later frame undecodable.
 //! - The pipeline's clock is an [`ArrivalClock`] that only the feeder thread moves, to the
 //!   arrival time of each packet; base time 0, so running time == lesson time == arrival.
 //!   rtpjitterbuffer's timers therefore run on arrival time: deterministic, and the same
@@ -116,16 +121,18 @@ fn depayload_chain(codec: Codec) -> Result<Vec<gst::Element>, RecorderError> {
             let depay = make("rtph264depay")?;
             depay.set_property("request-keyframe", true);
             let caps = gst::Caps::builder("video/x-h264")
-                .field("stream-format", "avc")
+                .field("stream-format", "avc3")
                 .field("alignment", "au")
                 .build();
             let filter = make("capsfilter")?;
             filter.set_property("caps", &caps);
+            let in_band = make("h264parse")?;
+            in_band.set_property("config-interval", -1i32);
             Ok(vec![
                 depay,
                 make("h264parse")?,
                 make("h264timestamper")?,
-                make("h264parse")?,
+                in_band,
                 filter,
             ])
         }

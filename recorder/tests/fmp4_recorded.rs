@@ -108,7 +108,7 @@ fn check_recorded(bytes: &[u8], index: &Fmp4Index, summary: &TrackSummary) {
 #[test]
 fn a_recorded_h264_part_is_indexed() {
     let (bytes, index, summary) = record_and_index("fmp4-h264", Codec::H264);
-    assert!(index.codec.starts_with("avc1."), "{}", index.codec);
+    assert!(index.codec.starts_with("avc3."), "{}", index.codec);
     assert_eq!(
         (index.kind, index.width, index.height),
         (TrackKind::Video, Some(320), Some(240))

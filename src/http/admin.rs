@@ -211,7 +211,9 @@ async fn mint_link(State(s): State<AppState>, h: HeaderMap, Path(id): Path<Strin
         exp: now + ttl.as_secs() as i64,
     };
     let token = s.rooms.tokens.mint(&claims);
-    let url = format!("{}/{}#token={token}", s.config.public_url, page_of(b.role));
+    // A student link opens the class's list of recorded lessons.
+    let query = if b.role == Role::Student { format!("?class={}", class.id) } else { String::new() };
+    let url = format!("{}/{}{query}#token={token}", s.config.public_url, page_of(b.role));
     Ok((StatusCode::CREATED, Json(json!({ "token": token, "url": url, "role": b.role, "expires_at": claims.exp }))))
 }
 

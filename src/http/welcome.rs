@@ -1,5 +1,5 @@
-//! What `classcast serve` prints at start: where the pages are, with working
-//! links. On a first start (no class in the database) one class with one
+//! What `classcast serve` prints at start: where the pages are (teacher,
+//! classroom, observer, replay), with working links. On a first start (no class in the database) one class with one
 //! listening classroom is created so the links lead somewhere real.
 
 use crate::config::Config;
@@ -39,6 +39,8 @@ pub fn print(config: &Config, rooms: &Rooms) -> Result<(), RoomError> {
     println!("  teacher console {}", link(Role::Main, "Teacher 老师", None, "teacher.html"));
     println!("  classroom 1     {}", link(Role::Classroom, &classroom.name, Some(&classroom.id), "classroom.html"));
     println!("  observer        {}", link(Role::Observer, "Observer 观摩", None, "observer.html"));
+    let replay = format!("replay.html?class={}", class.id);
+    println!("  replay (student) {}", link(Role::Student, "Student 学生", None, &replay));
     println!("  WHEP player     {}/whep.html?class={}", config.public_url, class.id);
     println!("  (links are valid for 7 days; mint more in the admin pages)\n");
     Ok(())

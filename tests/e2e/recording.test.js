@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { adminCall } from './lib/admin.js';
 import { startLiveClass, TEACHER_PARAMS } from './lib/class.js';
 import { counter, expectFlowing } from './lib/media.js';
-import { sleep } from './lib/wait.js';
+import { poll, sleep } from './lib/wait.js';
 
 const LIVE_MS = 30_000;
 const SAMPLE_MS = 100;
@@ -20,30 +20,48 @@ const TOLERANCE_MS = 500;
 
 /**
  * Samples the bytesSent of every source of the publisher pages `add`ed to it:
- * spans = { key: {first, last} } in ms (Date.now()).
+ * spans = { key: {first, last} } in ms (Date.now()). A change seen between two samples is
+ * placed at their midpoint, so the sampling interval does not bias the span; a source still
+ * sending when sampling stops was live until its page stopped sending (`stopSending()`).
  */
 function watchPublishers() {
   const publishers = [];
   const spans = {};
   let stop = false;
+  let round = 0;
   const loop = (async () => {
     const seen = {};
+    const prevAt = new Map();
     while (!stop) {
-      await Promise.all(publishers.map(async ({ owner, page }) => {
+      round += 1;
+      await Promise.all(publishers.map(async (pub) => {
+        const before = prevAt.get(pub) ?? Date.now();
+        const stats = await pub.page.evaluate(() => window.__classcast.publishStats()).catch(() => ({}));
         const now = Date.now();
-        const stats = await page.evaluate(() => window.__classcast.publishStats()).catch(() => ({}));
+        prevAt.set(pub, now);
+        const mid = (before + now) / 2;
         for (const [source, s] of Object.entries(stats)) {
-          const key = `${owner}/${source}`;
+          const key = `${pub.owner}/${source}`;
           if (!(s.bytesSent > 0)) continue;
-          spans[key] ??= { first: now, last: now };
-          if (s.bytesSent > (seen[key] ?? 0)) spans[key].last = now;
+          spans[key] ??= { first: mid, last: mid, round };
+          if (s.bytesSent > (seen[key] ?? 0)) Object.assign(spans[key], { last: mid, round });
           seen[key] = s.bytesSent;
         }
       }));
       await sleep(SAMPLE_MS);
     }
   })();
-  return { spans, add: (owner, page) => publishers.push({ owner, page }), stop: async () => { stop = true; await loop; } };
+  /** Stop sampling, then sending: sources still sending in the last round were live until their page stopped. */
+  const finish = async () => {
+    stop = true;
+    await loop;
+    const stoppedAt = Object.fromEntries(await Promise.all(publishers.map(async ({ owner, page }) =>
+      [owner, await page.evaluate(() => window.__classcast.stopSending())])));
+    for (const [key, span] of Object.entries(spans)) {
+      if (span.round === round) span.last = stoppedAt[key.split('/')[0]];
+    }
+  };
+  return { spans, add: (owner, page) => publishers.push({ owner, page }), finish };
 }
 
 describe('recording', () => {
@@ -65,8 +83,8 @@ describe('recording', () => {
       await expectFlowing(counter(room.page, 'main/screen', 'framesDecoded'), `${room.id} decodes main/screen`);
     }
     await sleep(LIVE_MS);
+    await watch.finish();
     await Promise.all([live.teacher.browser, ...live.rooms.map((r) => r.browser)].map((b) => b.close()));
-    await watch.stop();
 
     const lesson = await finishedLesson(live);
     const { tracks } = await adminCall(live.server, 'GET', `/api/lessons/${lesson.id}`);
@@ -88,6 +106,25 @@ describe('recording', () => {
       t.diagnostic(`${file}: ${discovered.split('\n').filter((l) => /video:|audio:|Duration/i.test(l)).map((l) => l.trim()).join(' | ')}`);
       assert.match(discovered, file.includes('mic') ? /Opus/ : /H\.264/, `gst-discoverer finds the codec of ${file}`);
     }
+  });
+
+  test('the composite export plays and lasts as long as the lesson', async (t) => {
+    const { lessons } = await adminCall(live.server, 'GET', `/api/lessons?class=${live.cls.id}`);
+    const lesson = await poll(async () => {
+      const { lesson: l } = await adminCall(live.server, 'GET', `/api/lessons/${lessons[0].id}`);
+      assert.notEqual(l.export.state, 'failed', `export failed: ${l.export.error}`);
+      return l.export.state === 'done' && l;
+    }, { timeoutMs: 180_000, intervalMs: 1000, what: 'the export is done' });
+    const lessonMs = lesson.ended_at_ms - lesson.started_at_ms;
+    const file = path.join(live.server.dataDir, 'recordings', live.cls.id, lesson.id, 'export.mp4');
+    const discovered = execFileSync('gst-discoverer-1.0', [file], { encoding: 'utf8' });
+    const m = /Duration: (\d+):(\d+):([\d.]+)/.exec(discovered);
+    const exportMs = ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000;
+    const done = /lesson export done.*speed=([\d.]+)/.exec(fs.readFileSync(live.server.logPath, 'utf8'));
+    t.diagnostic(`export ${exportMs.toFixed(0)} ms for a ${lessonMs} ms lesson, rendered at ${done?.[1]}x real time; ${discovered.split('\n').filter((l) => /video:|audio:/.test(l)).map((l) => l.trim()).join(' | ')}`);
+    assert.match(discovered, /H\.264/, 'H.264 video');
+    assert.match(discovered, /MPEG-4 AAC/, 'AAC audio');
+    assert.ok(Math.abs(exportMs - lessonMs) <= 1000, `export ${exportMs} ms vs lesson ${lessonMs} ms`);
   });
 });
 

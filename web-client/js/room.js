@@ -6,7 +6,7 @@
 //
 // Hook contract: joined, id, role, callOnId, hands, firstFrameMs, log, state,
 // classTitle, recording, tracks(), stats(), publishStats(), setCallOn(id|null),
-// setRecording(bool),
+// setRecording(bool), stopSending() (tests: close the publish connection, returns Date.now()),
 // raiseHand(bool). `callOn` is the call-on *function* on the teacher page
 // (the only role allowed to call on) and the current called-on id elsewhere.
 
@@ -282,6 +282,8 @@ export class Room extends EventTarget {
       setCallOn: (id) => room.setCallOn(id),
       raiseHand: (raised) => room.raiseHand(raised),
       setRecording: (on) => room.setRecording(on),
+      // Tests: stop sending media now (closes the publish connection); returns when.
+      stopSending: () => { room.publish?.closePc(); return Date.now(); },
     };
     if (this.pageRole === 'main') hook.callOn = (id) => room.setCallOn(id);
     else hook.callOn = null;

@@ -59,10 +59,14 @@ export async function expectAdvancing(page, what, { byMs = 1000, timeoutMs = 10_
 }
 
 /**
- * Sample the page `samples` times, `intervalMs` apart, while the main and secondary views both
- * play media; return the largest |lesson time difference| seen and the samples' notes.
+ * Wait (up to `timeoutMs`) until the main and secondary views both play media, then sample the
+ * page `samples` times, `intervalMs` apart; return the largest |lesson time difference| seen
+ * and the samples' notes.
  */
-export async function maxSpread(page, { samples = 10, intervalMs = 200 } = {}) {
+export async function maxSpread(page, { samples = 10, intervalMs = 200, timeoutMs = 10_000 } = {}) {
+  const playing = (v) => v && v.covered && !v.paused && !v.stuck && !v.error;
+  await waitReplay(page, (s) => playing(viewOf(s, 'main')) && playing(viewOf(s, 'secondary')),
+    'the main and the secondary view both playing media', timeoutMs);
   let worst = 0;
   const notes = [];
   for (let i = 0; i < samples; i++) {
