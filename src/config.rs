@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// (default: 256), so the disk never fills up.
     #[arg(long, env = "CLASSCAST_RECORDING_MIN_FREE_MB")]
     pub recording_min_free_mb: Option<u64>,
+    /// Delete recorded lessons (files and catalog) this many days after they ended
+    /// (default: 0, keep forever).
+    #[arg(long, env = "CLASSCAST_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +92,7 @@ pub struct Config {
     pub auto_export: bool,
     pub fault_injection: bool,
     pub recording_min_free_mb: u64,
+    pub retention_days: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +136,7 @@ impl Config {
             auto_export: a.auto_export.unwrap_or(true),
             fault_injection: a.fault_injection.unwrap_or(false),
             recording_min_free_mb: a.recording_min_free_mb.unwrap_or(256),
+            retention_days: a.retention_days.unwrap_or(0),
         })
     }
 }
@@ -157,6 +163,7 @@ fn merge(a: ServeArgs, f: ServeArgs) -> ServeArgs {
         auto_export: a.auto_export.or(f.auto_export),
         fault_injection: a.fault_injection.or(f.fault_injection),
         recording_min_free_mb: a.recording_min_free_mb.or(f.recording_min_free_mb),
+        retention_days: a.retention_days.or(f.retention_days),
     }
 }
 

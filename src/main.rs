@@ -46,6 +46,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let recordings = config.data_dir.join("recordings");
     let interrupted = classcast::recording::recover_interrupted(&recordings, &store);
     let exports = Exports::start(recordings.clone(), store.clone()).context("starting the export thread")?;
+    classcast::recording::retention::start(recordings.clone(), store.clone(), config.retention_days).context("starting retention")?;
     let auto_export = config.auto_export.then(|| exports.clone());
     let recording_config = RecordingConfig { root: recordings.clone(), min_free_bytes: config.recording_min_free_mb << 20 };
     let recording = Recording::start(recording_config, store.clone(), tap_rx, auto_export).context("starting the recorder")?;

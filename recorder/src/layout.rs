@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! <root>/<class_id>/<lesson_id>/lesson.json
+//! <root>/<class_id>/<lesson_id>/export.mp4                             the composite export
 //! <root>/<class_id>/<lesson_id>/<owner>.<source>.part<N>.mp4     e.g. main.camera.part1.mp4
 //! <root>/<class_id>/<lesson_id>/export.mp4                        composite (crate::export)
 //! ```
@@ -350,6 +351,15 @@ impl LessonDir {
         self.root
             .join(self.class_id.as_str())
             .join(self.lesson_id.as_str())
+    }
+
+    /// Deletes the lesson's folder and everything in it (retention); fine if it is gone.
+    /// Only ever this one folder: its path is built from validated ids.
+    pub fn remove(&self) -> Result<(), LayoutError> {
+        match fs::remove_dir_all(self.path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Creates the folder (and its parents); fine if it exists.

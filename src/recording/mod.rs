@@ -18,6 +18,7 @@
 mod disk;
 pub mod export;
 mod lesson;
+pub mod retention;
 mod stamp;
 
 use std::collections::HashMap;

@@ -168,6 +168,20 @@ impl Store {
         Ok(())
     }
 
+    /// Lessons that ended before `ended_before_ms` (retention), oldest first: (class, lesson).
+    pub fn lessons_ended_before(&self, ended_before_ms: i64) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            let sql = "SELECT class_id, id FROM lessons WHERE state != 'recording' AND ended_at_ms IS NOT NULL AND ended_at_ms < ?1
+                       ORDER BY ended_at_ms";
+            c.prepare(sql)?.query_map([ended_before_ms], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
+    /// Removes a lesson and its tracks from the catalog.
+    pub fn delete_lesson(&self, lesson_id: &str) -> Result<bool, StoreError> {
+        self.with(|c| Ok(c.execute("DELETE FROM lessons WHERE id = ?1", [lesson_id])? > 0))
+    }
+
     /// Where the lesson's export stands now.
     pub fn set_export(&self, lesson_id: &str, status: &ExportStatus) -> Result<(), StoreError> {
         self.with(|c| {
