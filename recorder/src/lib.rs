@@ -23,6 +23,7 @@ pub mod fmp4;
 pub mod hls;
 pub mod layout;
 mod pipeline;
+mod priority;
 mod state;
 mod track;
 

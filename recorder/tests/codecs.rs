@@ -6,28 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use classcast_recorder::{Codec, TrackRecorder, TrackSummary};
+use classcast_recorder::Codec;
 use common::*;
 
 const SECONDS: u32 = 6;
 const TOLERANCE: Duration = Duration::from_millis(200);
-
-fn record(
-    name: &str,
-    codec: Codec,
-    packets: &[classcast_recorder::RtpPacketIn],
-) -> (std::path::PathBuf, TrackSummary) {
-    let path = scratch(name).join("main.camera.part1.mp4");
-    let recorder = TrackRecorder::start(spec(path.clone(), codec), 4096).expect("recorder starts");
-    let sender = recorder.sender();
-    for p in packets {
-        sender
-            .try_push(p.clone())
-            .expect("queue deep enough for the whole test");
-    }
-    let summary = recorder.finish().expect("finish completes the file");
-    (path, summary)
-}
 
 fn assert_close(what: &str, got: Duration, want: Duration) {
     let diff = got.abs_diff(want);

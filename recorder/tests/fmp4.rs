@@ -8,7 +8,7 @@ mod common;
 use std::io::Cursor;
 
 use classcast_recorder::fmp4::{self, Fmp4Error, Fmp4Index, Fragment, TrackKind};
-use common::Rng;
+use common::{Rng, assert_tiles};
 
 // ---- Box builders.
 
@@ -404,20 +404,6 @@ fn fragments_tile_the_file_with_their_styp() {
         index.fragments.iter().map(|f| f.media_bytes).sum::<u64>(),
         4 * 30
     );
-}
-
-/// Fragments follow the init and each other without gaps, up to `end`.
-fn assert_tiles(index: &Fmp4Index, end: u64) {
-    let mut offset = index.init.len;
-    for f in &index.fragments {
-        assert_eq!(
-            f.offset, offset,
-            "fragments are contiguous: {:?}",
-            index.fragments
-        );
-        offset = f.end();
-    }
-    assert_eq!(offset, end, "the fragments reach the end of the file");
 }
 
 #[test]

@@ -6,47 +6,20 @@
 mod common;
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use classcast_recorder::fmp4::{self, Fmp4Error, Fmp4Index, TrackKind};
 use classcast_recorder::hls::{self, IndexedPart, PlaylistOptions};
-use classcast_recorder::{Codec, RtpPacketIn, TrackRecorder, TrackSummary};
+use classcast_recorder::{Codec, TrackSummary};
 use common::*;
 
 fn index_bytes(bytes: &[u8]) -> Result<Fmp4Index, Fmp4Error> {
     fmp4::index(&mut Cursor::new(bytes), bytes.len() as u64)
 }
 
-/// Fragments follow the init and each other without gaps, up to `end`.
-fn assert_tiles(index: &Fmp4Index, end: u64) {
-    let mut offset = index.init.len;
-    for f in &index.fragments {
-        assert_eq!(
-            f.offset, offset,
-            "fragments are contiguous: {:?}",
-            index.fragments
-        );
-        offset = f.end();
-    }
-    assert_eq!(offset, end, "the fragments reach the end of the file");
-}
-
 const SECONDS: u32 = 6;
 const TOLERANCE: Duration = Duration::from_millis(200);
-
-fn record(name: &str, codec: Codec, packets: &[RtpPacketIn]) -> (PathBuf, TrackSummary) {
-    let path = scratch(name).join("main.camera.part1.mp4");
-    let recorder = TrackRecorder::start(spec(path.clone(), codec), 4096).expect("recorder starts");
-    let sender = recorder.sender();
-    for p in packets {
-        sender
-            .try_push(p.clone())
-            .expect("queue deep enough for the whole test");
-    }
-    let summary = recorder.finish().expect("finish completes the file");
-    (path, summary)
-}
 
 /// Records `SECONDS` of `codec` (keyframe every second for video) and indexes the file.
 fn record_and_index(name: &str, codec: Codec) -> (Vec<u8>, Fmp4Index, TrackSummary) {

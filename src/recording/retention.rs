@@ -45,11 +45,10 @@ pub fn sweep(root: &Path, store: &Store, cutoff_ms: i64) -> usize {
 
 fn remove(root: &Path, store: &Store, class: &str, lesson: &str) -> bool {
     let ids: Result<(ClassId, LessonId), _> = class.parse().and_then(|c| Ok((c, lesson.parse()?)));
-    if let Ok((class_id, lesson_id)) = ids {
-        if let Err(e) = LessonDir::new(root, class_id, lesson_id).remove() {
-            tracing::error!(%lesson, error = %e, "retention: cannot delete the recording; kept for the next sweep");
-            return false;
-        }
+    let removed = ids.map(|(class_id, lesson_id)| LessonDir::new(root, class_id, lesson_id).remove());
+    if let Ok(Err(e)) = removed {
+        tracing::error!(%lesson, error = %e, "retention: cannot delete the recording; kept for the next sweep");
+        return false;
     }
     store.delete_lesson(lesson).is_ok_and(|deleted| deleted)
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use classcast_recorder::{Codec, RtpPacketIn, TrackSpec};
+use classcast_recorder::fmp4::Fmp4Index;
+use classcast_recorder::{Codec, RtpPacketIn, TrackRecorder, TrackSpec, TrackSummary};
 use gst::prelude::*;
 use gst_pbutils::prelude::*;
 
@@ -268,4 +269,32 @@ pub fn with_ssrc(p: &RtpPacketIn, ssrc: u32) -> RtpPacketIn {
         bytes: Arc::from(bytes),
         arrival: p.arrival,
     }
+}
+
+/// Records `packets` into `<scratch(name)>/main.camera.part1.mp4` and finishes the file.
+pub fn record(name: &str, codec: Codec, packets: &[RtpPacketIn]) -> (PathBuf, TrackSummary) {
+    let path = scratch(name).join("main.camera.part1.mp4");
+    let recorder = TrackRecorder::start(spec(path.clone(), codec), 4096).expect("recorder starts");
+    let sender = recorder.sender();
+    for p in packets {
+        sender
+            .try_push(p.clone())
+            .expect("queue deep enough for the whole test");
+    }
+    let summary = recorder.finish().expect("finish completes the file");
+    (path, summary)
+}
+
+/// Fragments follow the init and each other without gaps, up to `end`.
+pub fn assert_tiles(index: &Fmp4Index, end: u64) {
+    let mut offset = index.init.len;
+    for f in &index.fragments {
+        assert_eq!(
+            f.offset, offset,
+            "fragments are contiguous: {:?}",
+            index.fragments
+        );
+        offset = f.end();
+    }
+    assert_eq!(offset, end, "the fragments reach the end of the file");
 }
