@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// (default: 0, keep forever).
     #[arg(long, env = "CLASSCAST_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
+    /// Seconds an empty class stays open before it closes and its lesson ends, so that a
+    /// lone teacher's reload does not split the lesson (default: 10).
+    #[arg(long, env = "CLASSCAST_EMPTY_GRACE_SECS")]
+    pub empty_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +97,7 @@ pub struct Config {
     pub fault_injection: bool,
     pub recording_min_free_mb: u64,
     pub retention_days: u32,
+    pub empty_grace: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +142,7 @@ impl Config {
             fault_injection: a.fault_injection.unwrap_or(false),
             recording_min_free_mb: a.recording_min_free_mb.unwrap_or(256),
             retention_days: a.retention_days.unwrap_or(0),
+            empty_grace: std::time::Duration::from_secs(a.empty_grace_secs.unwrap_or(10)),
         })
     }
 }
@@ -164,6 +170,7 @@ fn merge(a: ServeArgs, f: ServeArgs) -> ServeArgs {
         fault_injection: a.fault_injection.or(f.fault_injection),
         recording_min_free_mb: a.recording_min_free_mb.or(f.recording_min_free_mb),
         retention_days: a.retention_days.or(f.retention_days),
+        empty_grace_secs: a.empty_grace_secs.or(f.empty_grace_secs),
     }
 }
 

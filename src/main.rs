@@ -53,7 +53,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(interrupted, "recorder ready");
     let tokens = Tokens::new(&config.token_secret);
     let replay = Replay::new(recordings, store.clone(), tokens.clone(), &config.token_secret, config.admin_key.clone());
-    let rooms = Arc::new(Rooms::new(store, driver, tokens, Some(recording)));
+    let rooms = Arc::new(Rooms::new(store, driver, tokens, Some(recording), config.empty_grace));
     tokio::spawn(rooms.clone().run_events(events_rx));
     let listener = tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
     tracing::info!(http = %config.http, media = %rooms.driver.local_addr(), workers = config.workers, "classcast listening");

@@ -267,8 +267,9 @@ impl Lesson {
         }
     }
 
-    /// The lesson is over: finish every part, then the lesson.
-    pub fn finish(mut self, store: &Store) {
+    /// The lesson is over (last attended at `ended_at_ms`, else now): finish every part,
+    /// then the lesson.
+    pub fn finish(mut self, store: &Store, ended_at_ms: Option<i64>) {
         let taps: Vec<TapId> = self.tracks.keys().copied().collect();
         for tap in taps {
             self.end_tap(tap, store);
@@ -278,7 +279,8 @@ impl Lesson {
         let state = LessonState::Finished;
         self.meta.state = state;
         self.write_meta();
-        if let Err(e) = store.end_lesson(&self.id, unix_ms() as i64, CatalogState::Finished) {
+        let ended_at_ms = ended_at_ms.unwrap_or(unix_ms() as i64).max(self.meta.started_at_ms as i64);
+        if let Err(e) = store.end_lesson(&self.id, ended_at_ms, CatalogState::Finished) {
             tracing::error!(lesson = %self.id, error = %e, "cannot close the lesson in the catalog");
         }
         tracing::info!(lesson = %self.id, ?state, "lesson recording ended");

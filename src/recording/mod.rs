@@ -43,7 +43,8 @@ const FAULT_POLL: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub enum LessonCmd {
     Begin { room: RoomId, class_id: String, title: String, teacher: String },
-    End { room: RoomId },
+    /// The class closed; it was last attended at `ended_at_ms` (unix ms).
+    End { room: RoomId, ended_at_ms: i64 },
     /// Test hook (`--fault-injection`): make the pipelines of a class's tracks fail.
     InjectFault { class_id: String, track: Option<String> },
 }
@@ -113,8 +114,8 @@ impl Recording {
         let _ = self.tx.send(LessonCmd::Begin { room, class_id, title, teacher });
     }
 
-    pub fn end(&self, room: RoomId) {
-        let _ = self.tx.send(LessonCmd::End { room });
+    pub fn end(&self, room: RoomId, ended_at_ms: i64) {
+        let _ = self.tx.send(LessonCmd::End { room, ended_at_ms });
     }
 }
 
@@ -151,9 +152,9 @@ impl Worker {
         }
     }
 
-    fn finish(&self, lesson: Lesson) {
+    fn finish(&self, lesson: Lesson, ended_at_ms: Option<i64>) {
         let id = lesson.id().to_string();
-        lesson.finish(&self.store);
+        lesson.finish(&self.store, ended_at_ms);
         if let Some(Err(e)) = self.exports.as_ref().map(|x| x.enqueue(&id)) {
             tracing::error!(lesson = %id, error = %e, "cannot queue the lesson's export");
         }
@@ -172,10 +173,10 @@ impl Worker {
                     Err(e) => tracing::error!(class = %class_id, error = %e, "cannot start recording the lesson"),
                 }
             }
-            LessonCmd::End { room } => {
+            LessonCmd::End { room, ended_at_ms } => {
                 if let Some(l) = self.lessons.remove(&room) {
                     self.taps_of.retain(|_, r| *r != room);
-                    self.finish(l);
+                    self.finish(l, Some(ended_at_ms));
                 }
             }
             LessonCmd::InjectFault { class_id, track } => {
@@ -245,7 +246,7 @@ impl Worker {
     fn end_all(&mut self) {
         let lessons: Vec<Lesson> = self.lessons.drain().map(|(_, l)| l).collect();
         for l in lessons {
-            self.finish(l);
+            self.finish(l, None);
         }
     }
 }

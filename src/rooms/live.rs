@@ -90,6 +90,8 @@ struct ClassState {
     live: BTreeSet<String>,
     /// The lesson is being recorded now.
     recording: bool,
+    /// When the last member left (the class closes after a grace period).
+    empty_since: Option<std::time::Instant>,
 }
 
 /// Snapshot sent in `joined`.
@@ -119,6 +121,7 @@ impl LiveClass {
         let mut s = self.state();
         let id = info.id.clone();
         let old = s.members.insert(id.clone(), Member { info: info.clone(), conn, tx });
+        s.empty_since = None;
         let snapshot = Snapshot {
             participants: s.members.values().filter(|m| m.info.id != id).map(|m| m.info.clone()).collect(),
             call_on: s.call_on.clone(),
@@ -136,8 +139,17 @@ impl LiveClass {
             return false;
         }
         s.members.remove(id);
+        if s.members.is_empty() {
+            s.empty_since = Some(std::time::Instant::now());
+        }
         broadcast(&s, &ServerMsg::ParticipantLeft { id: id.into() }, None);
         true
+    }
+
+    /// Since when nobody is in the class (`None` while someone is).
+    pub fn empty_since(&self) -> Option<std::time::Instant> {
+        let s = self.state();
+        if s.members.is_empty() { Some(s.empty_since.unwrap_or_else(std::time::Instant::now)) } else { None }
     }
 
     pub fn member_count(&self) -> usize {
@@ -251,9 +263,9 @@ impl LiveClasses {
         self.classes.get(id).map(|c| c.value().clone())
     }
 
-    /// Forget a class once nobody is in it; returns whether it was closed.
-    pub fn close_if_empty(&self, id: &str) -> bool {
-        self.classes.remove_if(id, |_, c| c.member_count() == 0).is_some()
+    /// Forget a class once nobody has been in it for `grace`; returns whether it was closed.
+    pub fn close_if_empty(&self, id: &str, grace: std::time::Duration) -> bool {
+        self.classes.remove_if(id, |_, c| c.empty_since().is_some_and(|t| t.elapsed() >= grace)).is_some()
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<LiveClass>> {
@@ -291,8 +303,25 @@ mod tests {
         assert!(!class.leave("main", 1), "the old connection no longer owns the member");
         assert_eq!(class.participants().len(), 1, "the newer connection is still in");
         assert!(class.leave("main", 2));
-        assert!(live.close_if_empty("k1"));
+        assert!(live.close_if_empty("k1", std::time::Duration::ZERO));
         assert_eq!(live.count(), 0);
+    }
+
+    #[test]
+    fn an_empty_class_stays_open_for_its_grace_and_a_rejoin_keeps_it() {
+        let live = LiveClasses::default();
+        let grace = std::time::Duration::from_millis(50);
+        let class = live.join("k1", "Math", info("main", Role::Main), 1, None).class;
+        assert!(!live.close_if_empty("k1", std::time::Duration::ZERO), "not empty");
+        assert!(class.leave("main", 1));
+        assert!(!live.close_if_empty("k1", grace), "empty, but only just");
+        let again = live.join("k1", "Math", info("main", Role::Main), 2, None);
+        assert!(!again.opened, "the teacher's reload lands in the same class");
+        std::thread::sleep(grace);
+        assert!(!live.close_if_empty("k1", grace), "someone is back");
+        assert!(again.class.leave("main", 2));
+        std::thread::sleep(grace);
+        assert!(live.close_if_empty("k1", grace), "empty for the whole grace");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod live;
 mod whip;
 
 use std::sync::Arc;
+use std::time::Duration;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use dashmap::DashMap;
@@ -91,11 +92,20 @@ pub struct Rooms {
     next_conn: AtomicU64,
     /// Lessons are recorded when this is set and the class records.
     recording: Option<crate::recording::Recording>,
+    /// How long an empty class stays open (a lone teacher's reload does not end the lesson).
+    empty_grace: Duration,
+    /// Classes that became empty, for the closing task (`run_events`).
+    emptied: tokio::sync::mpsc::UnboundedSender<RoomId>,
+    emptied_rx: std::sync::Mutex<Option<UnboundedReceiver<RoomId>>>,
 }
 
 impl Rooms {
-    pub fn new(store: Store, driver: MediaDriver, tokens: Tokens, recording: Option<crate::recording::Recording>) -> Rooms {
+    pub fn new(store: Store, driver: MediaDriver, tokens: Tokens, recording: Option<crate::recording::Recording>, empty_grace: Duration) -> Rooms {
+        let (emptied, emptied_rx) = tokio::sync::mpsc::unbounded_channel();
         Rooms {
+            empty_grace,
+            emptied,
+            emptied_rx: std::sync::Mutex::new(Some(emptied_rx)),
             store,
             driver,
             tokens,
@@ -256,14 +266,34 @@ impl Rooms {
         (j.class, j.snapshot)
     }
 
-    /// The last participant left: the class closes and its lesson ends.
+    /// The last participant left: after the grace period (if nobody came back) the class
+    /// closes and its lesson ends.
     pub(crate) async fn close_if_empty(&self, class_id: &RoomId) {
-        if !self.live.close_if_empty(class_id) {
+        if self.live.get(class_id).is_some_and(|c| c.empty_since().is_some()) {
+            let _ = self.emptied.send(class_id.clone());
+        }
+    }
+
+    /// Closes classes once they have been empty for the grace period (runs with `run_events`).
+    async fn run_closing(self: Arc<Self>, mut rx: UnboundedReceiver<RoomId>) {
+        while let Some(id) = rx.recv().await {
+            let rooms = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(rooms.empty_grace).await;
+                rooms.close_now_if_empty(&id).await;
+            });
+        }
+    }
+
+    async fn close_now_if_empty(&self, class_id: &RoomId) {
+        let emptied_at_ms = crate::store::unix_now_ms() - self.empty_grace.as_millis() as i64;
+        if !self.live.close_if_empty(class_id, self.empty_grace) {
             return;
         }
+        tracing::info!(class = %class_id, "class closed");
         if let Some(rec) = &self.recording {
             let _ = self.driver.set_recording(class_id.clone(), false).await;
-            rec.end(class_id.clone());
+            rec.end(class_id.clone(), emptied_at_ms);
         }
     }
 
@@ -272,7 +302,7 @@ impl Rooms {
         if let Some(class) = self.live.remove(id) {
             class.close_all("the class was deleted");
             if let Some(rec) = &self.recording {
-                rec.end(class.id.clone());
+                rec.end(class.id.clone(), crate::store::unix_now_ms());
             }
         }
         let _ = self.driver.close_room(id).await;
@@ -281,6 +311,10 @@ impl Rooms {
 
     /// Route the core's events to the sessions they concern (runs for the server's life).
     pub async fn run_events(self: Arc<Self>, mut rx: UnboundedReceiver<SfuEvent>) {
+        let emptied = self.emptied_rx.lock().ok().and_then(|mut r| r.take());
+        if let Some(emptied) = emptied {
+            tokio::spawn(self.clone().run_closing(emptied));
+        }
         while let Some(event) = rx.recv().await {
             self.on_event(event).await;
         }

@@ -131,6 +131,28 @@ describe('recording faults', () => {
     }
   });
 
+  test("a lone teacher's reload continues the lesson; leaving ends it at the time of leaving", async (t) => {
+    const live = await startLiveClass('recording-reload', { classrooms: 0 });
+    try {
+      const page = live.teacher.page;
+      await poll(async () => (await sumMetric(live.server, 'classcast_recording_tracks')).total === 3, { timeoutMs: 15_000, what: 'three tracks recording' });
+      await sleep(2000);
+      await page.reload();
+      await poll(async () => (await sumMetric(live.server, 'classcast_recording_tracks')).total === 3, { timeoutMs: 15_000, what: 'recording again after the reload' });
+      await sleep(2000);
+      const left = Date.now();
+      await live.teacher.browser.close();
+      const lesson = await poll(async () => { const l = await lessonOf(live); return l.state === 'finished' && l; },
+        { timeoutMs: 30_000, what: 'the lesson finished after the grace period' });
+      const { lessons } = await adminCall(live.server, 'GET', `/api/lessons?class=${live.cls.id}`);
+      t.diagnostic(`lessons ${lessons.length}; ended ${lesson.ended_at_ms - left} ms after the teacher left; finished ${Date.now() - left} ms after`);
+      assert.equal(lessons.length, 1, 'the reload did not split the lesson');
+      assert.ok(Math.abs(lesson.ended_at_ms - left) < 2000, 'the lesson ends when the class was left, not when the grace ran out');
+    } finally {
+      await live.close();
+    }
+  });
+
   test('a full disk pauses recording with an alert; the class goes on', async (t) => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'classcast-fulldisk-'));
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', dataDir]);
