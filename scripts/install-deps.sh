@@ -13,15 +13,18 @@ mode="${1:-serve}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 # The recorder (recorder/) builds against GStreamer and uses rtpjitterbuffer, the RTP
-# depayloaders (good), h264parse, h264timestamper and opusparse (bad) at run time.
+# depayloaders (good), h264parse, h264timestamper and opusparse (bad) at run time; the
+# lesson export decodes (libav: avdec_h264; base: opusdec) and encodes (ugly: x264enc;
+# libav: avenc_aac).
 serve_pkgs=(
   build-essential pkg-config
   libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav
 )
 test_pkgs=(
   chromium iproute2 util-linux
-  gstreamer1.0-tools gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice
+  gstreamer1.0-tools gstreamer1.0-nice
   gstreamer1.0-plugins-base-apps libgstreamer-plugins-bad1.0-dev
 )
 
