@@ -5,6 +5,7 @@
 //! `{"error": "<code>", "message": "..."}`; request bodies are capped at 64 KiB.
 
 mod admin;
+mod district;
 mod error;
 mod metrics;
 mod replay;
@@ -45,7 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .merge(whip::routes())
         .merge(replay::file_routes())
-        .nest("/api", admin::routes().merge(replay::api_routes()))
+        .nest("/api", admin::routes().merge(replay::api_routes()).merge(district::routes()))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback_service(pages)
         .with_state(state)

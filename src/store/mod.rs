@@ -1,4 +1,5 @@
-//! Durable state in SQLite: classes and their listening classrooms.
+//! Durable state in SQLite: classes and their listening classrooms, the lesson
+//! catalog, and the district (schools, classrooms, pairings, terms, timetable, audit).
 //!
 //! Invariants:
 //! - The schema version is SQLite's `user_version`; `open` applies every missing
@@ -12,9 +13,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod district;
 mod lessons;
 
 use rusqlite::{Connection, OptionalExtension, params};
+pub use district::validate::{FieldError, RoomKind};
+pub use district::{
+    AuditRow, DistrictError, Holiday, MAX_AUDIT_PAGE, NewPairing, NewPeriod, NewRoom, NewSchool, NewTerm, Pairing, Period, Room, School, Term,
+    device_token_hash,
+};
 pub use lessons::{ExportState, ExportStatus, LessonQuery, LessonRow, LessonState, LessonTrackRow, MAX_PAGE as MAX_LESSON_PAGE};
 use serde::Serialize;
 
@@ -86,6 +93,79 @@ const MIGRATIONS: &[&str] = &[
         CHECK (export_state IN ('none', 'queued', 'rendering', 'done', 'failed'));
     ALTER TABLE lessons ADD COLUMN export_progress REAL NOT NULL DEFAULT 0;
     ALTER TABLE lessons ADD COLUMN export_error TEXT;",
+    // 4: the district: schools, district classrooms with device tokens, pairings, terms and
+    // holidays, the weekly timetable, the audit log (apart from the ad-hoc classes above).
+    "CREATE TABLE schools (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE rooms (
+        id TEXT PRIMARY KEY,
+        school_id TEXT NOT NULL REFERENCES schools(id),
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('main', 'listening')),
+        token_hash TEXT NOT NULL UNIQUE,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX rooms_by_school ON rooms(school_id);
+    CREATE TABLE pairings (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        main_room_id TEXT NOT NULL REFERENCES rooms(id),
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX pairings_by_main ON pairings(main_room_id);
+    CREATE TABLE pairing_members (
+        pairing_id TEXT NOT NULL REFERENCES pairings(id) ON DELETE CASCADE,
+        room_id TEXT NOT NULL REFERENCES rooms(id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (pairing_id, room_id)
+    );
+    CREATE INDEX pairing_members_by_room ON pairing_members(room_id);
+    CREATE TABLE terms (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        start_date TEXT NOT NULL,
+        end_date TEXT NOT NULL CHECK (end_date >= start_date),
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE holidays (
+        term_id TEXT NOT NULL REFERENCES terms(id) ON DELETE CASCADE,
+        date TEXT NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (term_id, date)
+    );
+    CREATE TABLE timetable (
+        id TEXT PRIMARY KEY,
+        term_id TEXT NOT NULL REFERENCES terms(id),
+        weekday INTEGER NOT NULL CHECK (weekday BETWEEN 1 AND 7),
+        start_min INTEGER NOT NULL CHECK (start_min BETWEEN 0 AND 1439),
+        end_min INTEGER NOT NULL CHECK (end_min > start_min AND end_min <= 1439),
+        subject TEXT NOT NULL,
+        teacher TEXT NOT NULL,
+        main_room_id TEXT NOT NULL REFERENCES rooms(id),
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX timetable_by_day ON timetable(weekday, start_min);
+    CREATE INDEX timetable_by_term ON timetable(term_id);
+    CREATE INDEX timetable_by_main ON timetable(main_room_id);
+    CREATE TABLE timetable_listeners (
+        entry_id TEXT NOT NULL REFERENCES timetable(id) ON DELETE CASCADE,
+        room_id TEXT NOT NULL REFERENCES rooms(id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (entry_id, room_id)
+    );
+    CREATE INDEX timetable_listeners_by_room ON timetable_listeners(room_id);
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        entity_id TEXT NOT NULL,
+        summary TEXT NOT NULL
+    );",
 ];
 
 #[derive(Clone)]
