@@ -263,9 +263,9 @@ impl LiveClasses {
         self.classes.get(id).map(|c| c.value().clone())
     }
 
-    /// Forget a class once nobody has been in it for `grace`; returns whether it was closed.
-    pub fn close_if_empty(&self, id: &str, grace: std::time::Duration) -> bool {
-        self.classes.remove_if(id, |_, c| c.empty_since().is_some_and(|t| t.elapsed() >= grace)).is_some()
+    /// Forget a class once nobody has been in it for `grace` at `now`; returns whether it was closed.
+    pub fn close_if_empty(&self, id: &str, grace: std::time::Duration, now: std::time::Instant) -> bool {
+        self.classes.remove_if(id, |_, c| c.empty_since().is_some_and(|t| now.saturating_duration_since(t) >= grace)).is_some()
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<LiveClass>> {
@@ -303,25 +303,24 @@ mod tests {
         assert!(!class.leave("main", 1), "the old connection no longer owns the member");
         assert_eq!(class.participants().len(), 1, "the newer connection is still in");
         assert!(class.leave("main", 2));
-        assert!(live.close_if_empty("k1", std::time::Duration::ZERO));
+        assert!(live.close_if_empty("k1", std::time::Duration::ZERO, std::time::Instant::now()));
         assert_eq!(live.count(), 0);
     }
 
     #[test]
     fn an_empty_class_stays_open_for_its_grace_and_a_rejoin_keeps_it() {
         let live = LiveClasses::default();
-        let grace = std::time::Duration::from_millis(50);
+        let grace = std::time::Duration::from_secs(10);
+        let later = || std::time::Instant::now() + grace;
         let class = live.join("k1", "Math", info("main", Role::Main), 1, None).class;
-        assert!(!live.close_if_empty("k1", std::time::Duration::ZERO), "not empty");
+        assert!(!live.close_if_empty("k1", std::time::Duration::ZERO, later()), "not empty");
         assert!(class.leave("main", 1));
-        assert!(!live.close_if_empty("k1", grace), "empty, but only just");
+        assert!(!live.close_if_empty("k1", grace, std::time::Instant::now()), "empty, but only just");
         let again = live.join("k1", "Math", info("main", Role::Main), 2, None);
         assert!(!again.opened, "the teacher's reload lands in the same class");
-        std::thread::sleep(grace);
-        assert!(!live.close_if_empty("k1", grace), "someone is back");
+        assert!(!live.close_if_empty("k1", grace, later()), "someone is back");
         assert!(again.class.leave("main", 2));
-        std::thread::sleep(grace);
-        assert!(live.close_if_empty("k1", grace), "empty for the whole grace");
+        assert!(live.close_if_empty("k1", grace, later()), "empty for the whole grace");
     }
 
     #[test]

@@ -287,7 +287,7 @@ impl Rooms {
 
     async fn close_now_if_empty(&self, class_id: &RoomId) {
         let emptied_at_ms = crate::store::unix_now_ms() - self.empty_grace.as_millis() as i64;
-        if !self.live.close_if_empty(class_id, self.empty_grace) {
+        if !self.live.close_if_empty(class_id, self.empty_grace, std::time::Instant::now()) {
             return;
         }
         tracing::info!(class = %class_id, "class closed");
