@@ -40,7 +40,7 @@ pub fn print(config: &Config, rooms: &Rooms) -> Result<(), RoomError> {
     println!("  classroom 1     {}", link(Role::Classroom, &classroom.name, Some(&classroom.id), "classroom.html"));
     println!("  observer        {}", link(Role::Observer, "Observer 观摩", None, "observer.html"));
     let replay = format!("replay.html?class={}", class.id);
-    println!("  replay (student) {}", link(Role::Student, "Student 学生", None, &replay));
+    println!("  student replay  {}", link(Role::Student, "Student 学生", None, &replay));
     println!("  WHEP player     {}/whep.html?class={}", config.public_url, class.id);
     println!("  (links are valid for 7 days; mint more in the admin pages)\n");
     Ok(())
