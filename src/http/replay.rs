@@ -17,7 +17,7 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use super::{ApiError, AppState};
-use crate::replay::{Credentials, ReplayError, ReplayFile};
+use crate::replay::{Credentials, LessonSummary, ReplayError, ReplayFile};
 use crate::store::{LessonQuery, LessonRow, LessonState};
 
 const DEFAULT_PAGE: u32 = 20;
@@ -67,16 +67,8 @@ async fn list(State(s): State<AppState>, h: HeaderMap, q: Result<Query<ListQuery
     let page = q.page.unwrap_or(1).max(1);
     let query = LessonQuery { class_id: Some(q.class), text: q.q, limit: DEFAULT_PAGE, offset: (page - 1).saturating_mul(DEFAULT_PAGE) };
     let (rows, total) = s.rooms.store.lessons(&query).map_err(ReplayError::from)?;
-    let lessons: Vec<Value> = rows.into_iter().map(lesson_json).collect();
+    let lessons: Vec<LessonSummary> = rows.into_iter().map(LessonSummary::from).collect();
     Ok(Json(json!({ "lessons": lessons, "page": page, "total": total, "page_size": DEFAULT_PAGE })))
-}
-
-fn lesson_json(r: LessonRow) -> Value {
-    let end = r.ended_at_ms.unwrap_or_else(crate::store::unix_now_ms);
-    json!({
-        "id": r.id, "title": r.title, "teacher": r.teacher, "started_at_ms": r.started_at_ms,
-        "ended_at_ms": r.ended_at_ms, "state": r.state, "duration_ms": (end - r.started_at_ms).max(0),
-    })
 }
 
 /// `GET /api/replay/{lesson}`: the replay page's manifest.

@@ -183,7 +183,7 @@ impl Replay {
         let dir = self.dir(&row.class_id, &row.id)?;
         let meta = dir.read_metadata().map_err(|e| ReplayError::Unreadable(e.to_string()))?;
         let expires_at = crate::store::unix_now() + URL_TTL_SECS;
-        let query = self.signer.sign(&scope(&row.class_id, &row.id), expires_at).query();
+        let query = self.signed_until(&row, expires_at);
         let base = format!("/replay/{}/{}", row.class_id, row.id);
         let tracks = self.track_entries(&dir, &meta, &base, &query);
         let export_url = (row.export.state == crate::store::ExportState::Done).then(|| format!("{base}/{EXPORT_FILE}?{query}"));
@@ -191,7 +191,7 @@ impl Replay {
             live: row.state == LessonState::Recording,
             expires_at,
             export: ExportEntry { status: row.export.clone(), url: export_url },
-            lesson: summary(row),
+            lesson: LessonSummary::from(row),
             tracks,
         })
     }
@@ -281,14 +281,18 @@ impl Replay {
 
     /// `exp=..&sig=..` opening this lesson for [`URL_TTL_SECS`].
     pub fn signed_query(&self, row: &LessonRow) -> String {
-        self.signer.sign(&scope(&row.class_id, &row.id), crate::store::unix_now() + URL_TTL_SECS).query()
+        self.signed_until(row, crate::store::unix_now() + URL_TTL_SECS)
+    }
+
+    /// `exp=..&sig=..` opening this lesson until `exp` (unix seconds).
+    fn signed_until(&self, row: &LessonRow, exp: i64) -> String {
+        self.signer.sign(&scope(&row.class_id, &row.id), exp).query()
     }
 
     /// A signed link to the replay page of one lesson, valid for `ttl_secs`.
     pub fn signed_page_link(&self, row: &LessonRow, ttl_secs: i64) -> (String, i64) {
         let exp = crate::store::unix_now() + ttl_secs;
-        let query = self.signer.sign(&scope(&row.class_id, &row.id), exp).query();
-        (format!("replay.html?lesson={}&{query}", row.id), exp)
+        (format!("replay.html?lesson={}&{}", row.id, self.signed_until(row, exp)), exp)
     }
 
     fn dir(&self, class_id: &str, lesson_id: &str) -> Result<LessonDir, ReplayError> {
@@ -305,17 +309,20 @@ fn with_question_mark(query: &str) -> String {
     if query.is_empty() { String::new() } else { format!("?{query}") }
 }
 
-fn summary(row: LessonRow) -> LessonSummary {
-    let end = row.ended_at_ms.unwrap_or_else(crate::store::unix_now_ms);
-    LessonSummary {
-        duration_ms: (end - row.started_at_ms).max(0),
-        faults: row.faults.lines().map(String::from).collect(),
-        id: row.id,
-        class_id: row.class_id,
-        title: row.title,
-        teacher: row.teacher,
-        started_at_ms: row.started_at_ms,
-        ended_at_ms: row.ended_at_ms,
-        state: row.state,
+impl From<LessonRow> for LessonSummary {
+    /// The catalog row as the replay page reads it (duration so far while live).
+    fn from(row: LessonRow) -> LessonSummary {
+        let end = row.ended_at_ms.unwrap_or_else(crate::store::unix_now_ms);
+        LessonSummary {
+            duration_ms: (end - row.started_at_ms).max(0),
+            faults: row.faults.lines().map(String::from).collect(),
+            id: row.id,
+            class_id: row.class_id,
+            title: row.title,
+            teacher: row.teacher,
+            started_at_ms: row.started_at_ms,
+            ended_at_ms: row.ended_at_ms,
+            state: row.state,
+        }
     }
 }
