@@ -10,6 +10,7 @@
 //! - Nothing here touches a socket or a packet: media goes through `MediaDriver`.
 
 pub mod auth;
+pub mod events;
 pub mod live;
 mod whip;
 
@@ -26,6 +27,7 @@ use crate::sfu::{NegotiationError, PeerId, PublishRequest, RoomId, SfuEvent};
 use crate::signaling::protocol::{MediaKind, ParticipantInfo, PublishedSource, Role, ServerMsg, TrackInfo};
 use crate::store::{ClassRow, Store, StoreError};
 use auth::{AuthError, Claims, Tokens};
+use events::{ClassEvent, EndReason, EventBus};
 use live::{LiveClass, LiveClasses, OutTx};
 pub use whip::WhipKind;
 
@@ -87,6 +89,8 @@ pub struct Rooms {
     pub driver: MediaDriver,
     pub tokens: Tokens,
     pub live: LiveClasses,
+    /// Class events for webhooks and the dashboard.
+    pub events: EventBus,
     owners: DashMap<PeerId, Owner>,
     whips: DashMap<String, whip::WhipSession>,
     next_conn: AtomicU64,
@@ -110,6 +114,7 @@ impl Rooms {
             driver,
             tokens,
             live: LiveClasses::default(),
+            events: EventBus::default(),
             owners: DashMap::new(),
             whips: DashMap::new(),
             next_conn: AtomicU64::new(1),
@@ -158,6 +163,9 @@ impl Rooms {
         self.owners.insert(subscriber, Owner::Session { tx: tx.clone() });
         self.driver.start_offers(&live.id, subscriber).await?;
         tracing::info!(class = %class.id, participant = %claims.sub, role = ?claims.role, "joined");
+        let at_ms = crate::store::unix_now_ms();
+        let (participant, name) = (claims.sub.clone(), claims.name.clone());
+        self.events.publish(ClassEvent::ClassroomJoined { class_id: class.id.clone(), participant, name, role: claims.role, at_ms });
         Ok(Joined { claims, class: live, conn, subscriber, publisher: None, tx })
     }
 
@@ -245,6 +253,8 @@ impl Rooms {
                 let _ = self.set_call_on(&s.class, None).await;
             }
             tracing::info!(class = %s.class.id, participant = %s.claims.sub, "left");
+            let at_ms = crate::store::unix_now_ms();
+            self.events.publish(ClassEvent::ClassroomLeft { class_id: s.class.id.to_string(), participant: s.claims.sub.clone(), at_ms });
         }
         self.close_if_empty(&s.class.id).await;
     }
@@ -254,6 +264,11 @@ impl Rooms {
     async fn enter(&self, class: &ClassRow, info: ParticipantInfo, conn: u64, tx: Option<OutTx>) -> (Arc<LiveClass>, live::Snapshot) {
         let j = self.live.join(&class.id, &class.title, info, conn, tx);
         close_replaced(j.replaced);
+        if j.opened {
+            let (title, teacher) = (class.title.clone(), class.teacher.clone());
+            let at_ms = crate::store::unix_now_ms();
+            self.events.publish(ClassEvent::ClassStarted { class_id: class.id.clone(), title, teacher, period_id: None, at_ms });
+        }
         if let (true, true, Some(rec)) = (j.opened, class.record, &self.recording) {
             rec.begin(j.class.id.clone(), class.id.clone(), class.title.clone(), class.teacher.clone());
             match self.driver.set_recording(j.class.id.clone(), true).await {
@@ -291,6 +306,7 @@ impl Rooms {
             return;
         }
         tracing::info!(class = %class_id, "class closed");
+        self.events.publish(ClassEvent::ClassEnded { class_id: class_id.to_string(), reason: EndReason::Empty, at_ms: emptied_at_ms });
         if let Some(rec) = &self.recording {
             let _ = self.driver.set_recording(class_id.clone(), false).await;
             rec.end(class_id.clone(), emptied_at_ms);
@@ -301,6 +317,7 @@ impl Rooms {
     pub async fn delete_class(&self, id: &str) -> Result<bool, RoomError> {
         if let Some(class) = self.live.remove(id) {
             class.close_all("the class was deleted");
+            self.events.publish(ClassEvent::ClassEnded { class_id: id.into(), reason: EndReason::Deleted, at_ms: crate::store::unix_now_ms() });
             if let Some(rec) = &self.recording {
                 rec.end(class.id.clone(), crate::store::unix_now_ms());
             }

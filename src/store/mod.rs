@@ -166,6 +166,64 @@ const MIGRATIONS: &[&str] = &[
         entity_id TEXT NOT NULL,
         summary TEXT NOT NULL
     );",
+    // 5: scheduled classes. A timetable period owns one class (its lessons share it); each
+    // day's opening of it is a class session, so a restart knows what was open.
+    "ALTER TABLE classes ADD COLUMN period_id TEXT;
+    CREATE UNIQUE INDEX classes_by_period ON classes(period_id) WHERE period_id IS NOT NULL;
+    CREATE TABLE class_sessions (
+        period_id TEXT NOT NULL,
+        date TEXT NOT NULL,
+        class_id TEXT NOT NULL,
+        opens_at_ms INTEGER NOT NULL,
+        closes_at_ms INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
+        opened_at_ms INTEGER NOT NULL,
+        closed_at_ms INTEGER,
+        PRIMARY KEY (period_id, date)
+    );
+    CREATE INDEX class_sessions_by_state ON class_sessions(state);",
+    // 6: admin accounts (argon2 password hashes) and their sign-in sessions (token hashes).
+    "CREATE TABLE admin_users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE admin_sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES admin_users(id) ON DELETE CASCADE,
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+    );",
+    // 7: webhooks, their deliveries (one per event and hook) and every attempt of each.
+    "CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        events TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        id TEXT PRIMARY KEY,
+        webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        event TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at_ms INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(state, next_attempt_at_ms);
+    CREATE TABLE webhook_attempts (
+        delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        status INTEGER,
+        error TEXT,
+        duration_ms INTEGER NOT NULL,
+        PRIMARY KEY (delivery_id, attempt)
+    );",
 ];
 
 #[derive(Clone)]
