@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// lone teacher's reload does not split the lesson (default: 10).
     #[arg(long, env = "CLASSCAST_EMPTY_GRACE_SECS")]
     pub empty_grace_secs: Option<u64>,
+    /// Shift the timetable's clock by this many ms (default: 0). For tests and drills of a
+    /// school day; recordings keep real time.
+    #[arg(long, env = "CLASSCAST_CLOCK_OFFSET_MS", allow_hyphen_values = true)]
+    pub clock_offset_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +102,7 @@ pub struct Config {
     pub recording_min_free_mb: u64,
     pub retention_days: u32,
     pub empty_grace: std::time::Duration,
+    pub clock_offset_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +148,7 @@ impl Config {
             recording_min_free_mb: a.recording_min_free_mb.unwrap_or(256),
             retention_days: a.retention_days.unwrap_or(0),
             empty_grace: std::time::Duration::from_secs(a.empty_grace_secs.unwrap_or(10)),
+            clock_offset_ms: a.clock_offset_ms.unwrap_or(0),
         })
     }
 }
@@ -171,6 +177,7 @@ fn merge(a: ServeArgs, f: ServeArgs) -> ServeArgs {
         recording_min_free_mb: a.recording_min_free_mb.or(f.recording_min_free_mb),
         retention_days: a.retention_days.or(f.retention_days),
         empty_grace_secs: a.empty_grace_secs.or(f.empty_grace_secs),
+        clock_offset_ms: a.clock_offset_ms.or(f.clock_offset_ms),
     }
 }
 

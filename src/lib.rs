@@ -5,6 +5,8 @@
 //! ```text
 //! http / signaling (axum, WebSocket, WHIP/WHEP)   src/http, src/signaling
 //!        │
+//! schedule (the timetable opens and closes classes) src/schedule
+//!        │
 //! rooms (classes, roles, tokens, call-on, hands)   src/rooms, src/store (SQLite)
 //!        │
 //! driver (threads + sockets around the core)      src/driver
@@ -21,6 +23,7 @@ pub mod http;
 pub mod recording;
 pub mod replay;
 pub mod rooms;
+pub mod schedule;
 pub mod sfu;
 pub mod signaling;
 pub mod store;

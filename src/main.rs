@@ -55,10 +55,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let replay = Replay::new(recordings, store.clone(), tokens.clone(), &config.token_secret, config.admin_key.clone());
     let rooms = Arc::new(Rooms::new(store, driver, tokens, Some(recording), config.empty_grace));
     tokio::spawn(rooms.clone().run_events(events_rx));
+    let schedule = classcast::schedule::ScheduleClock::with_offset(config.clock_offset_ms);
+    tokio::spawn(classcast::schedule::run(rooms.clone(), schedule.clone()));
     let listener = tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
     tracing::info!(http = %config.http, media = %rooms.driver.local_addr(), workers = config.workers, "classcast listening");
     classcast::http::welcome::print(&config, &rooms)?;
-    let state = AppState { rooms, replay, exports, config: Arc::new(config), started: Instant::now() };
+    let state = AppState { rooms, replay, exports, config: Arc::new(config), started: Instant::now(), schedule };
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }

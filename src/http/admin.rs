@@ -209,6 +209,7 @@ async fn mint_link(State(s): State<AppState>, h: HeaderMap, Path(id): Path<Strin
         name,
         iat: now,
         exp: now + ttl.as_secs() as i64,
+            dev: None,
     };
     let token = s.rooms.tokens.mint(&claims);
     // A student link opens the class's list of recorded lessons.

@@ -111,12 +111,15 @@ struct NewRoomReply {
     #[serde(flatten)]
     room: Room,
     device_token: String,
+    /// The screen's page: open it once on the classroom PC (kiosk mode) and leave it.
+    device_url: String,
 }
 
 async fn create_room(_: Admin, State(s): State<AppState>, b: Body<NewRoom>) -> Result<Created<NewRoomReply>, ApiError> {
     let (room, device_token) = s.rooms.store.create_room(&body(b)?)?;
     tracing::info!(room = %room.id, kind = room.kind.as_str(), "district classroom created");
-    Ok(created(NewRoomReply { room, device_token }))
+    let device_url = format!("{}/kiosk.html#device={device_token}", s.config.public_url);
+    Ok(created(NewRoomReply { room, device_token, device_url }))
 }
 
 #[derive(Deserialize)]
@@ -135,12 +138,13 @@ async fn get_room(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -
 
 async fn revoke_room(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> Reply<impl Serialize> {
     let room = s.rooms.store.revoke_room(&id)?;
-    tracing::info!(room = %id, "device token revoked");
+    s.rooms.disconnect_device(&id);
     Ok(Json(room))
 }
 
 async fn delete_room(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.rooms.store.delete_room(&id)?;
+    s.rooms.disconnect_device(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,6 +5,7 @@
 //! `{"error": "<code>", "message": "..."}`; request bodies are capped at 64 KiB.
 
 mod admin;
+mod device;
 mod district;
 mod error;
 mod metrics;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub exports: crate::recording::Exports,
     pub config: Arc<Config>,
     pub started: Instant,
+    /// The timetable's clock (kiosk screens count down on it).
+    pub schedule: crate::schedule::ScheduleClock,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -46,7 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .merge(whip::routes())
         .merge(replay::file_routes())
-        .nest("/api", admin::routes().merge(replay::api_routes()).merge(district::routes()))
+        .nest("/api", admin::routes().merge(replay::api_routes()).merge(district::routes()).merge(device::routes()))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback_service(pages)
         .with_state(state)

@@ -30,6 +30,7 @@ pub fn print(config: &Config, rooms: &Rooms) -> Result<(), RoomError> {
             name: name.into(),
             iat: now,
             exp: now + LINK_TTL_SECS,
+            dev: None,
         };
         format!("{}/{page}#token={}", config.public_url, rooms.tokens.mint(&claims))
     };

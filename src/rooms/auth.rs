@@ -23,6 +23,10 @@ pub struct Claims {
     pub name: String,
     pub iat: i64,
     pub exp: i64,
+    /// The district classroom whose device link minted this token (kiosk screens):
+    /// revoking that link refuses the token at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -33,6 +37,8 @@ pub enum AuthError {
     Expired,
     #[error("the join token is not valid: {0}")]
     Invalid(String),
+    #[error("this screen's device link was revoked")]
+    Revoked,
 }
 
 #[derive(Clone)]
@@ -92,7 +98,7 @@ mod tests {
 
     fn claims(exp_in: i64) -> Claims {
         let now = crate::store::unix_now();
-        Claims { iss: ISSUER.into(), cls: "k1".into(), sub: "main".into(), role: Role::Main, name: "T".into(), iat: now, exp: now + exp_in }
+        Claims { iss: ISSUER.into(), cls: "k1".into(), sub: "main".into(), role: Role::Main, name: "T".into(), iat: now, exp: now + exp_in, dev: None }
     }
 
     #[test]

@@ -92,6 +92,8 @@ struct ClassState {
     recording: bool,
     /// When the last member left (the class closes after a grace period).
     empty_since: Option<std::time::Instant>,
+    /// Opened by the timetable: stays open, empty or not, until the scheduler closes it.
+    scheduled: bool,
 }
 
 /// Snapshot sent in `joined`.
@@ -146,10 +148,24 @@ impl LiveClass {
         true
     }
 
-    /// Since when nobody is in the class (`None` while someone is).
+    /// Since when nobody is in the class (`None` while someone is, or while it is scheduled).
     pub fn empty_since(&self) -> Option<std::time::Instant> {
         let s = self.state();
-        if s.members.is_empty() { Some(s.empty_since.unwrap_or_else(std::time::Instant::now)) } else { None }
+        if s.members.is_empty() && !s.scheduled { Some(s.empty_since.unwrap_or_else(std::time::Instant::now)) } else { None }
+    }
+
+    /// Whether the timetable holds this class open.
+    pub fn scheduled(&self) -> bool {
+        self.state().scheduled
+    }
+
+    /// Hold the class open for its period (or let the empty-class rule apply again).
+    /// Returns whether this changed anything.
+    pub fn set_scheduled(&self, on: bool) -> bool {
+        let mut s = self.state();
+        let changed = s.scheduled != on;
+        s.scheduled = on;
+        changed
     }
 
     pub fn member_count(&self) -> usize {
@@ -259,6 +275,18 @@ impl LiveClasses {
         Joining { class: entry.value().clone(), opened, replaced, snapshot }
     }
 
+    /// Open a class nobody has joined yet (the timetable's period started); returns
+    /// the class and whether it was opened now (false: it was already live).
+    pub fn open(&self, id: &str, title: &str) -> (Arc<LiveClass>, bool) {
+        let mut opened = false;
+        let entry = self.classes.entry(id.into()).or_insert_with(|| {
+            opened = true;
+            Arc::new(LiveClass { id: id.into(), title: title.into(), state: Mutex::default() })
+        });
+        entry.value().set_scheduled(true);
+        (entry.value().clone(), opened)
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<LiveClass>> {
         self.classes.get(id).map(|c| c.value().clone())
     }
@@ -338,6 +366,21 @@ mod tests {
             Outgoing::Msg(ServerMsg::Hand { id: "r1".into(), raised: true }),
             Outgoing::Msg(ServerMsg::CallOn { participant: Some("r1".into()) }),
         ]);
+    }
+
+    #[test]
+    fn a_scheduled_class_stays_open_empty_until_released() {
+        let live = LiveClasses::default();
+        let (class, opened) = live.open("k1", "Math");
+        assert!(opened && class.scheduled());
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+        assert!(!live.close_if_empty("k1", std::time::Duration::ZERO, later), "nobody in, but its period runs");
+        let joined = live.join("k1", "Math", info("b1", Role::Classroom), 1, None);
+        assert!(!joined.opened, "the classroom lands in the scheduled class");
+        assert!(joined.class.leave("b1", 1));
+        assert!(!live.open("k1", "Math").1, "opening twice is harmless");
+        assert!(class.set_scheduled(false));
+        assert!(live.close_if_empty("k1", std::time::Duration::ZERO, later), "released: the usual rule applies");
     }
 
     #[tokio::test]

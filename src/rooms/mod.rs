@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod events;
 pub mod live;
+mod scheduled;
 mod whip;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::store::{ClassRow, Store, StoreError};
 use auth::{AuthError, Claims, Tokens};
 use events::{ClassEvent, EndReason, EventBus};
 use live::{LiveClass, LiveClasses, OutTx};
+pub use scheduled::{CLASS_OVER, REVOKED};
 pub use whip::WhipKind;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +95,8 @@ pub struct Rooms {
     pub events: EventBus,
     owners: DashMap<PeerId, Owner>,
     whips: DashMap<String, whip::WhipSession>,
+    /// Sessions joined through a device link, by district classroom (to close on revoke).
+    devices: DashMap<String, Vec<(u64, OutTx)>>,
     next_conn: AtomicU64,
     /// Lessons are recorded when this is set and the class records.
     recording: Option<crate::recording::Recording>,
@@ -117,6 +121,7 @@ impl Rooms {
             events: EventBus::default(),
             owners: DashMap::new(),
             whips: DashMap::new(),
+            devices: DashMap::new(),
             next_conn: AtomicU64::new(1),
             recording,
         }
@@ -134,6 +139,7 @@ impl Rooms {
             return Err(RoomError::Forbidden("a student token opens recorded lessons only".into()));
         }
         let class = self.store.class(&claims.cls)?.ok_or_else(|| RoomError::NotFound(format!("class {} does not exist", claims.cls)))?;
+        self.check_scheduled_join(&class, claims.dev.as_deref())?;
         Ok((claims, class))
     }
 
@@ -161,6 +167,9 @@ impl Rooms {
             }
         };
         self.owners.insert(subscriber, Owner::Session { tx: tx.clone() });
+        if let Some(dev) = &claims.dev {
+            self.devices.entry(dev.clone()).or_default().push((conn, tx.clone()));
+        }
         self.driver.start_offers(&live.id, subscriber).await?;
         tracing::info!(class = %class.id, participant = %claims.sub, role = ?claims.role, "joined");
         let at_ms = crate::store::unix_now_ms();
@@ -244,6 +253,12 @@ impl Rooms {
 
     /// End a session: its connections go, its member leaves, its call-on ends.
     pub async fn leave(&self, s: &Joined) {
+        if let Some(dev) = &s.claims.dev {
+            self.devices.remove_if_mut(dev, |_, v| {
+                v.retain(|(c, _)| *c != s.conn);
+                v.is_empty()
+            });
+        }
         for peer in [Some(s.subscriber), s.publisher].into_iter().flatten() {
             self.owners.remove(&peer);
             let _ = self.driver.remove_peer(&s.class.id, peer).await;
@@ -269,14 +284,8 @@ impl Rooms {
             let at_ms = crate::store::unix_now_ms();
             self.events.publish(ClassEvent::ClassStarted { class_id: class.id.clone(), title, teacher, period_id: None, at_ms });
         }
-        if let (true, true, Some(rec)) = (j.opened, class.record, &self.recording) {
-            rec.begin(j.class.id.clone(), class.id.clone(), class.title.clone(), class.teacher.clone());
-            match self.driver.set_recording(j.class.id.clone(), true).await {
-                Ok(()) => {
-                    j.class.set_recording(true);
-                }
-                Err(_) => tracing::error!(class = %class.id, "cannot turn recording on"),
-            }
+        if j.opened && class.record {
+            self.start_recording(&j.class, class).await;
         }
         (j.class, j.snapshot)
     }

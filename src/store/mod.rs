@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 mod district;
 mod lessons;
+mod schedule;
 
 use rusqlite::{Connection, OptionalExtension, params};
 pub use district::validate::{FieldError, RoomKind};
@@ -22,6 +23,7 @@ pub use district::{
     AuditRow, DistrictError, Holiday, MAX_AUDIT_PAGE, NewPairing, NewPeriod, NewRoom, NewSchool, NewTerm, Pairing, Period, Room, School, Term,
     device_token_hash,
 };
+pub use schedule::{ClassSession, SessionState};
 pub use lessons::{ExportState, ExportStatus, LessonQuery, LessonRow, LessonState, LessonTrackRow, MAX_PAGE as MAX_LESSON_PAGE};
 use serde::Serialize;
 
@@ -41,6 +43,8 @@ pub struct ClassRow {
     pub created_at: i64,
     /// Whether lessons of this class are recorded (on by default).
     pub record: bool,
+    /// The timetable period this class belongs to (`None`: an ad-hoc class).
+    pub period_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -254,7 +258,7 @@ impl Store {
     }
 
     pub fn create_class(&self, title: &str, teacher: &str, record: bool) -> Result<ClassRow, StoreError> {
-        let row = ClassRow { id: new_id('k'), title: title.into(), teacher: teacher.into(), created_at: unix_now(), record };
+        let row = ClassRow { id: new_id('k'), title: title.into(), teacher: teacher.into(), created_at: unix_now(), record, period_id: None };
         self.with(|c| {
             c.execute(
                 "INSERT INTO classes (id, title, teacher, created_at, record) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -266,14 +270,14 @@ impl Store {
 
     pub fn list_classes(&self) -> Result<Vec<ClassRow>, StoreError> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT id, title, teacher, created_at, record FROM classes ORDER BY created_at DESC, id")?;
+            let mut st = c.prepare(&format!("SELECT {CLASS_COLUMNS} FROM classes ORDER BY created_at DESC, id"))?;
             st.query_map([], class_row)?.collect()
         })
     }
 
     pub fn class(&self, id: &str) -> Result<Option<ClassRow>, StoreError> {
         self.with(|c| {
-            c.query_row("SELECT id, title, teacher, created_at, record FROM classes WHERE id = ?1", [id], class_row).optional()
+            c.query_row(&format!("SELECT {CLASS_COLUMNS} FROM classes WHERE id = ?1"), [id], class_row).optional()
         })
     }
 
@@ -323,8 +327,10 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-fn class_row(r: &rusqlite::Row) -> rusqlite::Result<ClassRow> {
-    Ok(ClassRow { id: r.get(0)?, title: r.get(1)?, teacher: r.get(2)?, created_at: r.get(3)?, record: r.get(4)? })
+const CLASS_COLUMNS: &str = "id, title, teacher, created_at, record, period_id";
+
+pub(crate) fn class_row(r: &rusqlite::Row) -> rusqlite::Result<ClassRow> {
+    Ok(ClassRow { id: r.get(0)?, title: r.get(1)?, teacher: r.get(2)?, created_at: r.get(3)?, record: r.get(4)?, period_id: r.get(5)? })
 }
 
 fn classroom_row(r: &rusqlite::Row) -> rusqlite::Result<ClassroomRow> {
