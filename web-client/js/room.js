@@ -26,7 +26,14 @@ const JOIN_ERROR_KEYS = {
   replaced: 'err.replaced',
   bad_message: 'err.badMessage',
   closed_by_server: 'err.closed',
+  class_over: 'err.classOver',
 };
+
+/** In a kiosk screen's frame (`?kiosk=1`), tell the screen how joining went. */
+function tellKiosk(kind, code) {
+  if (window.parent === window || new URLSearchParams(location.search).get('kiosk') !== '1') return;
+  window.parent.postMessage({ source: 'classcast', kind, code }, location.origin);
+}
 
 export class Room extends EventTarget {
   /** `role`: the role this page is for; `publishes`: whether it sends media. */
@@ -66,6 +73,7 @@ export class Room extends EventTarget {
   }
 
   fatal(key, args = {}, link = null) {
+    tellKiosk('fatal', args.code || key);
     this.dispatchEvent(new CustomEvent('fatal', { detail: { key, args, link } }));
     return false;
   }
@@ -102,6 +110,7 @@ export class Room extends EventTarget {
   }
 
   onJoined(msg) {
+    tellKiosk('joined');
     this.me = msg.you;
     this.classId = msg.class_id;
     this.classTitle = msg.class_title;

@@ -12,6 +12,10 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 5_000;
 const JOIN_TIMEOUT_MS = 8_000; // socket open + `joined`, or try again
 
+// WebSocket close codes of the server (src/rooms/scheduled.rs).
+const CLASS_OVER = 4010;
+const UNAUTHORIZED = 4401;
+
 // Error codes that make retrying pointless when they answer a join.
 const FATAL_JOIN_CODES = new Set([
   'unauthorized', 'forbidden', 'not_found', 'unsupported_version', 'bad_message',
@@ -168,6 +172,11 @@ export class Signaling extends EventTarget {
     this.ws = null;
     this.clearTimers();
     if (this.state === 'failed' || this.state === 'closed') return;
+    // The class ended on schedule, or this link was revoked: rejoining cannot help.
+    if (ev.code === CLASS_OVER || ev.code === UNAUTHORIZED) {
+      this.fail(ev.code === CLASS_OVER ? 'class_over' : 'unauthorized', ev.reason || '');
+      return;
+    }
     const policy = ev.code === 1008 || ev.code === 1009;
     if (policy && this.state !== 'joined') {
       this.fail('closed_by_server', ev.reason || `close ${ev.code}`);
