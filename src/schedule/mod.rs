@@ -88,7 +88,7 @@ pub async fn step(rooms: &Rooms, now_ms: i64) -> Result<(), DistrictError> {
 }
 
 async fn open_period(rooms: &Rooms, o: &Occurrence) -> Result<(), DistrictError> {
-    let class = rooms.store.period_class(&o.period.id, &o.period.subject, &o.period.teacher)?;
+    let class = rooms.store.period_class(&o.period.id, &o.period.subject, &o.period.teacher, o.period.record)?;
     let session = ClassSession {
         period_id: o.period.id.clone(),
         date: o.date.clone(),

@@ -35,6 +35,7 @@ pub struct PlannedPeriod {
     pub teacher: String,
     pub main_classroom_id: String,
     pub listening_classroom_ids: Vec<String>,
+    pub record: bool,
 }
 
 impl PlannedPeriod {
@@ -164,6 +165,7 @@ fn planned(p: &Period) -> Option<PlannedPeriod> {
         teacher: p.teacher.clone(),
         main_classroom_id: p.main_classroom_id.clone(),
         listening_classroom_ids: p.listening_classroom_ids.clone(),
+        record: p.record,
     })
 }
 

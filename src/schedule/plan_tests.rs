@@ -19,6 +19,7 @@ fn period(id: &str, weekday: u8, start: &str, end: &str, listening: &[&str]) -> 
         teacher: "王老师".into(),
         main_classroom_id: "m1".into(),
         listening_classroom_ids: listening.iter().map(|s| s.to_string()).collect(),
+        record: true,
         created_at: 0,
     }
 }

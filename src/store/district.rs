@@ -107,6 +107,8 @@ pub struct Period {
     pub teacher: String,
     pub main_classroom_id: String,
     pub listening_classroom_ids: Vec<String>,
+    /// The period's lessons are recorded.
+    pub record: bool,
     pub created_at: i64,
 }
 
@@ -165,6 +167,8 @@ pub struct NewPeriod {
     pub teacher: String,
     pub main_classroom_id: String,
     pub listening_classroom_ids: Vec<String>,
+    /// Record the period's lessons (default: yes).
+    pub record: Option<bool>,
 }
 
 /// The SHA-256 of a device token, hex: what the store keeps.
@@ -402,6 +406,7 @@ impl Store {
             teacher: validate::optional_text("teacher", &new.teacher)?,
             main_classroom_id: new.main_classroom_id.clone(),
             listening_classroom_ids: new.listening_classroom_ids.clone(),
+            record: new.record.unwrap_or(true),
             created_at: unix_now(),
         };
         validate::listening_list(&row.main_classroom_id, &row.listening_classroom_ids, false)?;
@@ -598,9 +603,9 @@ fn slots_on(c: &Connection, weekday: u8) -> Result<Vec<Slot>> {
 
 fn insert_period(c: &Connection, p: &Period, start: u16, end: u16) -> Result<()> {
     c.execute(
-        "INSERT INTO timetable (id, term_id, weekday, start_min, end_min, subject, teacher, main_room_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![p.id, p.term_id, p.weekday, start, end, p.subject, p.teacher, p.main_classroom_id, p.created_at],
+        "INSERT INTO timetable (id, term_id, weekday, start_min, end_min, subject, teacher, main_room_id, created_at, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![p.id, p.term_id, p.weekday, start, end, p.subject, p.teacher, p.main_classroom_id, p.created_at, p.record],
     )?;
     let sql = "INSERT INTO timetable_listeners (entry_id, room_id, position) VALUES (?1, ?2, ?3)";
     insert_members(c, sql, &p.id, &p.listening_classroom_ids)
@@ -609,7 +614,7 @@ fn insert_period(c: &Connection, p: &Period, start: u16, end: u16) -> Result<()>
 const ROOM_COLUMNS: &str = "id, school_id, name, kind, revoked, created_at";
 const PAIRING_COLUMNS: &str = "id, name, main_room_id, created_at";
 const TERM_COLUMNS: &str = "id, name, start_date, end_date, created_at";
-const PERIOD_COLUMNS: &str = "id, term_id, weekday, start_min, end_min, subject, teacher, main_room_id, created_at";
+const PERIOD_COLUMNS: &str = "id, term_id, weekday, start_min, end_min, subject, teacher, main_room_id, created_at, record";
 
 fn school_row(r: &rusqlite::Row) -> rusqlite::Result<School> {
     Ok(School { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? })
@@ -640,6 +645,7 @@ fn period_row(r: &rusqlite::Row) -> rusqlite::Result<Period> {
         main_classroom_id: r.get(7)?,
         listening_classroom_ids: Vec::new(),
         created_at: r.get(8)?,
+        record: r.get(9)?,
     })
 }
 

@@ -173,6 +173,7 @@ const MIGRATIONS: &[&str] = &[
     // 5: scheduled classes. A timetable period owns one class (its lessons share it); each
     // day's opening of it is a class session, so a restart knows what was open.
     "ALTER TABLE classes ADD COLUMN period_id TEXT;
+    ALTER TABLE timetable ADD COLUMN record INTEGER NOT NULL DEFAULT 1;
     CREATE UNIQUE INDEX classes_by_period ON classes(period_id) WHERE period_id IS NOT NULL;
     CREATE TABLE class_sessions (
         period_id TEXT NOT NULL,

@@ -37,17 +37,17 @@ pub struct ClassSession {
 const SESSION_COLUMNS: &str = "period_id, date, class_id, opens_at_ms, closes_at_ms, state, opened_at_ms, closed_at_ms";
 
 impl Store {
-    /// The class of a period, created on first use and kept titled after it.
-    pub fn period_class(&self, period_id: &str, subject: &str, teacher: &str) -> Result<ClassRow, StoreError> {
+    /// The class of a period, created on first use and kept titled (and recording) after it.
+    pub fn period_class(&self, period_id: &str, subject: &str, teacher: &str, record: bool) -> Result<ClassRow, StoreError> {
         self.with(|c| {
             let sql = format!("SELECT {CLASS_COLUMNS} FROM classes WHERE period_id = ?1");
             if let Some(row) = c.query_row(&sql, [period_id], class_row).optional()? {
-                if row.title != subject || row.teacher != teacher {
-                    c.execute("UPDATE classes SET title = ?2, teacher = ?3 WHERE id = ?1", params![row.id, subject, teacher])?;
+                if row.title != subject || row.teacher != teacher || row.record != record {
+                    c.execute("UPDATE classes SET title = ?2, teacher = ?3, record = ?4 WHERE id = ?1", params![row.id, subject, teacher, record])?;
                 }
-                return Ok(ClassRow { title: subject.into(), teacher: teacher.into(), ..row });
+                return Ok(ClassRow { title: subject.into(), teacher: teacher.into(), record, ..row });
             }
-            let row = ClassRow { id: new_id('k'), title: subject.into(), teacher: teacher.into(), created_at: unix_now(), record: true, period_id: Some(period_id.into()) };
+            let row = ClassRow { id: new_id('k'), title: subject.into(), teacher: teacher.into(), created_at: unix_now(), record, period_id: Some(period_id.into()) };
             c.execute(
                 "INSERT INTO classes (id, title, teacher, created_at, record, period_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![row.id, row.title, row.teacher, row.created_at, row.record, row.period_id],
@@ -136,12 +136,13 @@ mod tests {
     #[test]
     fn a_period_keeps_one_class_titled_after_it() {
         let s = Store::open_in_memory().unwrap();
-        let a = s.period_class("p1", "数学", "王老师").unwrap();
+        let a = s.period_class("p1", "数学", "王老师", true).unwrap();
         assert_eq!((a.period_id.as_deref(), a.record), (Some("p1"), true));
-        let b = s.period_class("p1", "数学（复习）", "李老师").unwrap();
+        let b = s.period_class("p1", "数学（复习）", "李老师", false).unwrap();
         assert_eq!(b.id, a.id, "one class per period");
-        assert_eq!(s.class(&a.id).unwrap().unwrap().title, "数学（复习）", "renamed with its period");
-        assert_ne!(s.period_class("p2", "语文", "").unwrap().id, a.id);
+        let stored = s.class(&a.id).unwrap().unwrap();
+        assert_eq!((stored.title.as_str(), stored.record), ("数学（复习）", false), "follows its period");
+        assert_ne!(s.period_class("p2", "语文", "", true).unwrap().id, a.id);
     }
 
     #[test]

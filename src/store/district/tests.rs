@@ -38,6 +38,7 @@ fn period(d: &District, weekday: i64, start: &str, end: &str, main: &Room, liste
         teacher: "王老师".into(),
         main_classroom_id: main.id.clone(),
         listening_classroom_ids: listening.iter().map(|r| r.id.clone()).collect(),
+        record: None,
     }
 }
 
