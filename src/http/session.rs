@@ -141,9 +141,14 @@ impl SignIn {
         self.throttle.lock().ok()?.retry_after(keys, Instant::now())
     }
 
+    /// A success clears the username (the first key); a failure counts for every key.
     fn record(&self, keys: &[String], ok: bool) {
         let Ok(mut t) = self.throttle.lock() else { return };
-        if ok { t.succeeded(&keys[0]) } else { t.failed(keys, Instant::now()) }
+        match (ok, keys.first()) {
+            (true, Some(user)) => t.succeeded(user),
+            (true, None) => {}
+            (false, _) => t.failed(keys, Instant::now()),
+        }
     }
 
     /// Runs a password hash on a blocking thread, at most `HASHING_SLOTS` at once.
@@ -208,36 +213,40 @@ struct Credentials {
 }
 
 async fn sign_in(State(s): State<AppState>, Extension(g): Extension<Arc<SignIn>>, Client(client): Client, b: Result<Json<Credentials>, JsonRejection>) -> Response {
-    match try_sign_in(&s, &g, client, b).await {
-        Ok(r) | Err(r) => r,
-    }
-}
-
-async fn try_sign_in(s: &AppState, g: &SignIn, client: String, b: Result<Json<Credentials>, JsonRejection>) -> Result<Response, Response> {
-    let b = body(b).map_err(IntoResponse::into_response)?;
+    let b = match body(b) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let keys = [format!("user:{}", b.username.trim().to_ascii_lowercase()), format!("client:{client}")];
-    throttled(g, &keys)?;
-    let _permit = g.hashing.acquire().await.map_err(|_| ApiError::internal("shutting down").into_response())?;
-    throttled(g, &keys)?;
+    if let Some(refused) = throttled(&g, &keys) {
+        return refused;
+    }
+    let Ok(_slot) = g.hashing.acquire().await else { return ApiError::internal("shutting down").into_response() };
+    // Checked again: attempts that queued for a slot may have filled the window meanwhile.
+    if let Some(refused) = throttled(&g, &keys) {
+        return refused;
+    }
     let store = s.rooms.store.clone();
-    let found = tokio::task::spawn_blocking(move || store.sign_in(&b.username, &b.password, unix_now_ms())).await;
-    let found = found.map_err(|e| ApiError::internal(format!("password check failed: {e}")).into_response())?;
-    let found = found.map_err(|e| ApiError::from(e).into_response())?;
+    let found = match tokio::task::spawn_blocking(move || store.sign_in(&b.username, &b.password, unix_now_ms())).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => return ApiError::from(e).into_response(),
+        Err(e) => return ApiError::internal(format!("password check failed: {e}")).into_response(),
+    };
     g.record(&keys, found.is_some());
     let Some(AdminSession { token, user, expires_at_ms }) = found else {
         tracing::warn!(client = %client, "admin sign-in refused");
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", WRONG).into_response());
+        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", WRONG).into_response();
     };
     tracing::info!(admin = %user.username, client = %client, "admin signed in");
-    Ok(([(header::SET_COOKIE, cookie(Some(&token), secure(s)))], who(&user, expires_at_ms)).into_response())
+    ([(header::SET_COOKIE, cookie(Some(&token), secure(&s)))], who(&user, expires_at_ms)).into_response()
 }
 
 /// 429 with `Retry-After` (whole seconds, at least 1) while any key is throttled.
-fn throttled(g: &SignIn, keys: &[String]) -> Result<(), Response> {
-    let Some(wait) = g.retry_after(keys) else { return Ok(()) };
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+fn throttled(g: &SignIn, keys: &[String]) -> Option<Response> {
+    let wait = g.retry_after(keys)?;
+    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
     let e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", format!("too many failed sign-ins; try again in {secs} s"));
-    Err(([(header::RETRY_AFTER, HeaderValue::from(secs.max(1)))], e).into_response())
+    Some(([(header::RETRY_AFTER, HeaderValue::from(secs))], e).into_response())
 }
 
 async fn whoami(State(s): State<AppState>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
