@@ -1,4 +1,4 @@
-//! HTTP surface (axum): pages, admin API, room WebSocket, WHIP/WHEP, health and
+//! HTTP surface (axum): pages, admin API and sign-in, room WebSocket, WHIP/WHEP, health and
 //! metrics. Framing only: every decision is made in `rooms`.
 //!
 //! Invariants: every error is a status code with a JSON body
