@@ -18,9 +18,53 @@ pub struct Cli {
 }
 
 #[derive(Debug, clap::Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start")]
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Manage the accounts of the admin pages (with the server running or not).
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin account. The password is read from CLASSCAST_ADMIN_PASSWORD, else
+    /// from standard input (asked twice, without echo, on a terminal); at least 10 characters.
+    AddUser {
+        /// The new account's username (1-64 characters, no spaces).
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// Where the database is: resolved like `serve` resolves it (flag, environment, file, default).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct DataArgs {
+    /// TOML file of the server (only its `data_dir` is read).
+    #[arg(long, env = "CLASSCAST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the database and generated secrets.
+    #[arg(long, env = "CLASSCAST_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The data directory, created if missing.
+    pub fn resolve(self) -> Result<PathBuf, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => ServeArgs::default(),
+        };
+        data_dir(self.data_dir.or(file.data_dir))
+    }
 }
 
 /// Every setting is optional here; `Config::resolve` fills the gaps.
@@ -129,8 +173,7 @@ impl Config {
         let a = merge(args, file);
         let advertise = a.advertise.unwrap_or_else(|| vec![IpAddr::from([127, 0, 0, 1])]);
         let first = *advertise.first().ok_or(ConfigError::NoAdvertise)?;
-        let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("data"));
-        std::fs::create_dir_all(&data_dir).map_err(|source| ConfigError::DataDir { path: data_dir.clone(), source })?;
+        let data_dir = data_dir(a.data_dir)?;
         // A literal address always parses.
         let http = a.http.unwrap_or_else(|| DEFAULT_HTTP.parse().expect("constant address"));
         Ok(Config {
@@ -151,6 +194,13 @@ impl Config {
             clock_offset_ms: a.clock_offset_ms.unwrap_or(0),
         })
     }
+}
+
+/// The given data directory or `data`, created if missing.
+fn data_dir(given: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
+    let dir = given.unwrap_or_else(|| PathBuf::from("data"));
+    std::fs::create_dir_all(&dir).map_err(|source| ConfigError::DataDir { path: dir.clone(), source })?;
+    Ok(dir)
 }
 
 fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
@@ -234,6 +284,20 @@ mod tests {
         let again = Config::resolve(args).unwrap();
         assert_eq!(c.admin_key, again.admin_key, "generated secrets are kept");
         assert_ne!(c.admin_key, c.token_secret);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn admin_commands_find_the_data_dir_like_serve() {
+        let dir = std::env::temp_dir().join(format!("classcast-config-admin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, format!("data_dir = {:?}\nmedia_port = 4000\n", dir.join("from-file"))).unwrap();
+        let from_file = DataArgs { config: Some(file.clone()), data_dir: None }.resolve().unwrap();
+        assert_eq!(from_file, dir.join("from-file"));
+        assert!(from_file.is_dir(), "created");
+        let flag = DataArgs { config: Some(file), data_dir: Some(dir.join("flag")) }.resolve().unwrap();
+        assert_eq!(flag, dir.join("flag"), "the flag wins over the file");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -17,6 +17,7 @@
 //! The `sfu` module never imports tokio, axum, the database or GStreamer; it is
 //! driven with explicit time and unit-tested with synthetic peers.
 
+pub mod admin_cli;
 pub mod config;
 pub mod driver;
 pub mod http;

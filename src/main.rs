@@ -1,4 +1,5 @@
-//! `classcast serve`: configuration, logging, tasks. No logic of its own.
+//! `classcast serve`: configuration, logging, tasks; `classcast admin`: hands over to
+//! `admin_cli`. No logic of its own.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +23,10 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Admin(args) => return classcast::admin_cli::run(args),
+    };
     let config = Config::resolve(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(serve(config))
@@ -61,7 +65,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(http = %config.http, media = %rooms.driver.local_addr(), workers = config.workers, "classcast listening");
     classcast::http::welcome::print(&config, &rooms)?;
     let state = AppState { rooms, replay, exports, config: Arc::new(config), started: Instant::now(), schedule };
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    // The peer address feeds the sign-in throttle (per client).
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
 

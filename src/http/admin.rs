@@ -1,7 +1,15 @@
-//! Admin REST API (bearer admin key): classes, their classrooms, join links.
+//! Admin REST API: classes, their classrooms, join links, the lesson catalog; and
+//! `require_admin`, the credential check of every admin endpoint.
 //!
-//! Invariants: the admin key is compared in constant time; every body field is
-//! validated (422 naming the field) before anything is stored.
+//! Invariants:
+//! - An admin request carries either the admin key (`Authorization: Bearer`,
+//!   compared in constant time) or the `classcast_session` cookie of a live sign-in
+//!   session (`session.rs`); with an `Authorization` header the cookie is ignored.
+//! - A state-changing request authenticated by the cookie must be
+//!   `Content-Type: application/json` (415 otherwise; checked for all of `/api` by
+//!   `session::cookie_requests_are_json`), so a cross-site form cannot forge one;
+//!   the cookie is also `SameSite=Strict`.
+//! - Every body field is validated (422 naming the field) before anything is stored.
 
 use std::time::Duration;
 
@@ -17,7 +25,7 @@ use super::{ApiError, AppState};
 use crate::rooms::auth::{AuthError, Claims, ISSUER, bearer};
 use crate::rooms::identity_for;
 use crate::signaling::protocol::Role;
-use crate::store::unix_now;
+use crate::store::{Actor, unix_now, unix_now_ms};
 
 const MAX_TEXT: usize = 200;
 const DEFAULT_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -88,12 +96,24 @@ async fn get_lesson(State(s): State<AppState>, h: HeaderMap, Path(id): Path<Stri
     Ok(Json(json!({ "lesson": lesson, "tracks": tracks })))
 }
 
+/// The request is an admin's: the bearer admin key, or a signed-in session's cookie.
 pub(super) fn require_admin(s: &AppState, h: &HeaderMap) -> Result<(), ApiError> {
-    let given = bearer(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
-    if !crate::rooms::auth::same_secret(given, &s.config.admin_key) {
-        return Err(AuthError::Invalid("wrong admin key".into()).into());
+    admin_actor(s, h).map(|_| ())
+}
+
+/// Who the admin is. An `Authorization` header is judged alone (a wrong key is 401 even
+/// with a valid cookie); without one, the `classcast_session` cookie must name a live session.
+pub(super) fn admin_actor(s: &AppState, h: &HeaderMap) -> Result<Actor, ApiError> {
+    if let Some(v) = h.get(header::AUTHORIZATION) {
+        let given = bearer(v.to_str().ok())?;
+        if !crate::rooms::auth::same_secret(given, &s.config.admin_key) {
+            return Err(AuthError::Invalid("wrong admin key".into()).into());
+        }
+        return Ok(Actor::Key);
     }
-    Ok(())
+    let token = super::session::session_cookie(h).ok_or(AuthError::Missing)?;
+    let found = s.rooms.store.admin_by_session(token, unix_now_ms())?;
+    found.map(|(user, _)| Actor::User(user)).ok_or_else(super::session::not_signed_in)
 }
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {

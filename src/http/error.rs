@@ -1,4 +1,6 @@
-//! The one error type of the HTTP surface: status + `{"error", "message"}`.
+//! The one error type of the HTTP surface: status + `{"error", "message"}`; a 422
+//! also names the field and the reason on their own (`"field"`, `"reason"`), so a
+//! page can put the reason next to the input.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -14,11 +16,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The request field a 422 is about, and why.
+    pub field: Option<(String, String)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), field: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -26,7 +30,8 @@ impl ApiError {
     }
 
     pub fn unprocessable(field: &str, reason: &str) -> ApiError {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("{field}: {reason}"))
+        let e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("{field}: {reason}"));
+        ApiError { field: Some((field.to_string(), reason.to_string())), ..e }
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
@@ -40,7 +45,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.code, "message": self.message }))).into_response()
+        let body = match self.field {
+            Some((field, reason)) => json!({ "error": self.code, "message": self.message, "field": field, "reason": reason }),
+            None => json!({ "error": self.code, "message": self.message }),
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 

@@ -1,4 +1,4 @@
-//! HTTP surface (axum): pages, admin API, room WebSocket, WHIP/WHEP, health and
+//! HTTP surface (axum): pages, admin API and sign-in, room WebSocket, WHIP/WHEP, health and
 //! metrics. Framing only: every decision is made in `rooms`.
 //!
 //! Invariants: every error is a status code with a JSON body
@@ -10,6 +10,7 @@ mod district;
 mod error;
 mod metrics;
 mod replay;
+mod session;
 mod whip;
 mod ws;
 pub mod welcome;
@@ -49,7 +50,15 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .merge(whip::routes())
         .merge(replay::file_routes())
-        .nest("/api", admin::routes().merge(replay::api_routes()).merge(district::routes()).merge(device::routes()))
+        .nest(
+            "/api",
+            admin::routes()
+                .merge(replay::api_routes())
+                .merge(district::routes())
+                .merge(session::routes())
+                .merge(device::routes())
+                .layer(axum::middleware::from_fn(session::cookie_requests_are_json)),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback_service(pages)
         .with_state(state)

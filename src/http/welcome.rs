@@ -36,6 +36,9 @@ pub fn print(config: &Config, rooms: &Rooms) -> Result<(), RoomError> {
     };
     println!("\nclasscast is serving on {}", config.public_url);
     println!("  admin pages     {}/admin.html  (admin key: {})", config.public_url, config.admin_key);
+    if store.admins().is_ok_and(|a| a.is_empty()) {
+        println!("                  (to sign in with a password: classcast admin add-user --username NAME)");
+    }
     println!("  class           {} ({})", class.title, class.id);
     println!("  teacher console {}", link(Role::Main, "Teacher 老师", None, "teacher.html"));
     println!("  classroom 1     {}", link(Role::Classroom, &classroom.name, Some(&classroom.id), "classroom.html"));

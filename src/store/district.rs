@@ -480,6 +480,11 @@ fn refuse_if(c: &Connection, sql: &str, id: &str, reason: &str) -> Result<()> {
 }
 
 fn audit(c: &Connection, action: &str, entity: &str, id: &str, summary: &str) -> Result<()> {
+    Ok(audit_entry(c, action, entity, id, summary)?)
+}
+
+/// One audit row, now; the other store modules write theirs through this too.
+pub(super) fn audit_entry(c: &Connection, action: &str, entity: &str, id: &str, summary: &str) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO audit_log (at_ms, action, entity, entity_id, summary) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![unix_now_ms(), action, entity, id, summary],

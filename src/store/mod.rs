@@ -1,5 +1,6 @@
 //! Durable state in SQLite: classes and their listening classrooms, the lesson
-//! catalog, and the district (schools, classrooms, pairings, terms, timetable, audit).
+//! catalog, the district (schools, classrooms, pairings, terms, timetable, audit), and
+//! the admin accounts with their sign-in sessions.
 //!
 //! Invariants:
 //! - The schema version is SQLite's `user_version`; `open` applies every missing
@@ -13,11 +14,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod admins;
 mod district;
 mod lessons;
 mod schedule;
 
 use rusqlite::{Connection, OptionalExtension, params};
+pub use admins::{Actor, AdminError, AdminSession, AdminUser, MIN_PASSWORD, SESSION_TTL_MS, check_password, check_username};
 pub use district::validate::{FieldError, RoomKind};
 pub use district::{
     AuditRow, DistrictError, Holiday, MAX_AUDIT_PAGE, NewPairing, NewPeriod, NewRoom, NewSchool, NewTerm, Pairing, Period, Room, School, Term,
@@ -187,10 +190,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (period_id, date)
     );
     CREATE INDEX class_sessions_by_state ON class_sessions(state);",
-    // 6: admin accounts (argon2 password hashes) and their sign-in sessions (token hashes).
+    // 6: admin accounts (argon2id PHC strings; usernames unique regardless of ASCII case)
+    // and their sign-in sessions (SHA-256 of the cookie token; gone with their account).
     "CREATE TABLE admin_users (
         id TEXT PRIMARY KEY,
-        username TEXT NOT NULL UNIQUE,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
         password_hash TEXT NOT NULL,
         created_at INTEGER NOT NULL
     );
@@ -199,7 +203,9 @@ const MIGRATIONS: &[&str] = &[
         user_id TEXT NOT NULL REFERENCES admin_users(id) ON DELETE CASCADE,
         created_at_ms INTEGER NOT NULL,
         expires_at_ms INTEGER NOT NULL
-    );",
+    );
+    CREATE INDEX admin_sessions_by_user ON admin_sessions(user_id);
+    CREATE INDEX admin_sessions_by_expiry ON admin_sessions(expires_at_ms);",
     // 7: webhooks, their deliveries (one per event and hook) and every attempt of each.
     "CREATE TABLE webhooks (
         id TEXT PRIMARY KEY,

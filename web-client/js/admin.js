@@ -1,13 +1,48 @@
-// Admin page: keeps the admin key in localStorage, lists / creates / deletes
-// classes, adds listening classrooms and mints join links (teacher, each
-// classroom, observer, WHEP player) with copy buttons.
+// Admin pages: sign in (an account's username and password, or the admin key), then
+// one tab per section.
+//
+// Sections are ES modules exporting `{ id, titleKey, mount(container, ctx) }`; SECTIONS
+// lists them, so adding one is one line. A module that exports its mount function
+// under another name is listed as `{ path, id, titleKey, mount: 'exportName' }`.
+// A section is mounted afresh each time its tab opens (its data is then current).
+//
+// ctx = { apiFetch(method, path, body), t, lang, notify, error(err), user }:
+// - apiFetch sends JSON and resolves to the parsed reply (null for 204) or throws an
+//   ApiError `{status, code, message, field, reason}` (422s name `field`). With the
+//   admin key it sends `Authorization: Bearer`; signed in, the session cookie goes
+//   along by itself. Every request that changes something is `application/json`:
+//   the server refuses cookie requests that are not (cross-site forgery).
+// - error(err) shows a failure in the page's banner (null hides it); a 401 means the
+//   session ended (or the key is wrong) and returns to the sign-in screen.
 
 import { initI18n, lang, onLangChange, setText, t } from './i18n.js';
-import * as API from './api.js';
-import { $, h, copyText, notify, roleLabel } from './ui.js';
+import { $, h, notify } from './ui.js';
+
+const SECTIONS = [
+  './admin/classes.js',
+  './admin/schools.js',
+  './admin/rooms.js',
+  './admin/pairings.js',
+  './admin/terms.js',
+  './admin/timetable.js',
+  './admin/audit.js',
+  './admin/accounts.js',
+];
 
 const KEY_STORE = 'classcast.adminKey';
-const state = { key: '', classes: [], open: null, links: [] };
+const auth = { mode: null, key: '', user: null };
+const tabs = { list: [], active: null };
+
+export class ApiError extends Error {
+  constructor(status, body, retryAfter) {
+    super(body?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error || '';
+    this.field = body?.field;
+    this.reason = body?.reason;
+    this.retryAfter = retryAfter;
+  }
+}
 
 function loadKey() {
   try { return localStorage.getItem(KEY_STORE) || ''; } catch { return ''; }
@@ -17,218 +52,220 @@ function saveKey(key) {
   try {
     if (key) localStorage.setItem(KEY_STORE, key);
     else localStorage.removeItem(KEY_STORE);
-  } catch { /* private mode: key lives for this page only */ }
+  } catch { /* private mode: the key lives for this page only */ }
 }
 
-/** Shows an API failure in the page's error box (or hides it). */
+/** One API request, without the sign-in bookkeeping. */
+async function request(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (auth.mode === 'key') headers.Authorization = `Bearer ${auth.key}`;
+  if (!['GET', 'HEAD'].includes(method)) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (err) {
+    throw new ApiError(0, { error: 'network', message: err.message });
+  }
+  const text = await res.text();
+  let parsed = null;
+  try { parsed = text ? JSON.parse(text) : null; } catch { parsed = null; }
+  if (!res.ok) throw new ApiError(res.status, parsed, Number(res.headers.get('Retry-After')) || undefined);
+  return parsed;
+}
+
+async function apiFetch(method, path, body) {
+  try {
+    return await request(method, path, body);
+  } catch (err) {
+    if (err.status === 401 && auth.mode) signedOut(auth.mode === 'key' ? 'admin.badKey' : 'admin.sessionEnded');
+    throw err;
+  }
+}
+
+/** Shows a failure in the banner (or hides it). */
 function showError(err) {
   const box = $('#admin-error');
-  if (!err) {
+  if (!err || err.status === 401) {
     box.hidden = true;
     return;
   }
-  if (err.status === 401) setText(box, 'admin.badKey');
-  else if (err.status === 0) setText(box, 'admin.network', { detail: err.message });
-  else if (err.status === 404) setText(box, 'admin.notFound', { message: err.message });
+  if (err.status === 0) setText(box, 'admin.network', { detail: err.message });
+  else if (err.status === 409) setText(box, 'admin.conflict', { message: err.message });
+  else if (err.status === 404) setText(box, 'admin.missing', { message: err.message });
   else setText(box, 'admin.apiError', { status: err.status, code: err.code || '-', message: err.message });
   box.hidden = false;
   box.scrollIntoView({ block: 'nearest' });
 }
 
-async function run(task) {
+const ctx = { apiFetch, t, lang, notify, error: showError, user: null };
+
+// Sign-in screen.
+
+function showSignIn(messageKey, useKey = auth.mode === 'key') {
+  auth.mode = null;
+  auth.user = null;
+  $('#app').hidden = true;
+  $('#who').hidden = true;
+  $('#btn-signout').hidden = true;
+  $('#signin').hidden = false;
+  showError(null);
+  toggleKeyForm(useKey);
+  const msg = $('#signin-message');
+  msg.hidden = !messageKey;
+  if (messageKey) setText(msg, messageKey);
+}
+
+function signedOut(messageKey) {
+  if (auth.mode === 'key') {
+    auth.key = '';
+    saveKey('');
+  }
+  showSignIn(messageKey);
+}
+
+function toggleKeyForm(useKey) {
+  $('#signin-form').hidden = useKey;
+  $('#key-form').hidden = !useKey;
+  $('#btn-use-key').hidden = useKey;
+  $('#btn-use-account').hidden = !useKey;
+  (useKey ? $('#admin-key') : $('#signin-user')).focus();
+}
+
+async function signIn(ev) {
+  ev.preventDefault();
+  const username = $('#signin-user').value.trim();
+  const password = $('#signin-password').value;
+  const button = ev.target.querySelector('button[type="submit"]');
+  button.disabled = true;
   try {
-    const out = await task();
-    showError(null);
-    return out;
+    const me = await request('POST', '/api/session', { username, password });
+    $('#signin-password').value = '';
+    enter('session', me.user);
   } catch (err) {
-    showError(err);
-    return undefined;
+    const msg = $('#signin-message');
+    if (err.status === 401) setText(msg, 'admin.signInWrong');
+    else if (err.status === 429) setText(msg, 'admin.signInThrottled', { secs: err.retryAfter ?? 300 });
+    else if (err.status === 422 || err.status === 400) setText(msg, 'admin.signInMissing');
+    else setText(msg, 'admin.apiError', { status: err.status, code: err.code || '-', message: err.message });
+    msg.hidden = false;
+  } finally {
+    button.disabled = false;
   }
 }
 
-function formatTime(value) {
-  if (value == null || value === '') return '';
-  const ms = typeof value === 'number' ? (value < 1e12 ? value * 1000 : value) : Date.parse(value);
-  if (Number.isNaN(ms)) return String(value);
-  return new Date(ms).toLocaleString(lang());
+async function useKey(ev) {
+  ev.preventDefault();
+  auth.mode = 'key';
+  auth.key = $('#admin-key').value.trim();
+  if (await keyWorks()) {
+    saveKey(auth.key);
+    enter('key', null);
+  } else {
+    showSignIn('admin.badKey', true);
+  }
 }
 
-async function refreshClasses() {
-  if (!state.key) return;
-  const list = await run(() => API.listClasses(state.key));
-  if (!list) return;
-  state.classes = list;
-  renderClasses();
+async function keyWorks() {
+  try {
+    await request('GET', '/api/schools');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
-function renderClasses() {
-  const body = $('#class-rows');
-  body.replaceChildren(...state.classes.map((c) => h('tr', { class: state.open?.id === c.id ? 'selected' : '' },
-    h('td', { text: c.title }),
-    h('td', { text: c.teacher }),
-    h('td', { class: 'num', text: String(c.live ?? 0) }),
-    h('td', { text: formatTime(c.created_at) }),
-    h('td', { class: 'actions' },
-      h('button', { type: 'button', i18n: 'admin.open', onclick: () => openClass(c.id) }),
-      h('button', { type: 'button', class: 'danger', i18n: 'admin.delete', onclick: () => removeClass(c) })))));
-  $('#no-classes').hidden = state.classes.length > 0;
+async function signOut() {
+  if (auth.mode === 'session') {
+    try { await request('DELETE', '/api/session'); } catch { /* the cookie is cleared or gone anyway */ }
+  }
+  const wasKey = auth.mode === 'key';
+  signedOut(null);
+  $('#admin-key').value = '';
+  toggleKeyForm(wasKey);
+  notify('admin.signedOut');
 }
 
-async function openClass(id) {
-  const detail = await run(() => API.getClass(state.key, id));
-  if (!detail) return;
-  if (state.open?.id !== id) state.links = [];
-  state.open = detail;
-  renderClasses();
-  renderDetail();
+// The signed-in page.
+
+function enter(mode, user) {
+  auth.mode = mode;
+  auth.user = user;
+  ctx.user = user;
+  $('#signin').hidden = true;
+  $('#signin-message').hidden = true;
+  $('#app').hidden = false;
+  $('#btn-signout').hidden = false;
+  const who = $('#who');
+  who.hidden = false;
+  if (user) setText(who, 'admin.signedInAs', { name: user.username });
+  else setText(who, 'admin.usingKey');
+  const wanted = location.hash.slice(1);
+  activate(tabs.list.find((s) => s.id === wanted) || tabs.list[0]);
 }
 
-async function removeClass(c) {
-  if (!confirm(t('admin.confirmDelete', { title: c.title }))) return;
-  const done = await run(async () => { await API.deleteClass(state.key, c.id); return true; });
-  if (!done) return;
-  if (state.open?.id === c.id) closeDetail();
-  notify('admin.deleted', { title: c.title });
-  refreshClasses();
+/** A SECTIONS entry as `{id, titleKey, mount}`. */
+async function loadSection(entry) {
+  const spec = typeof entry === 'string' ? { path: entry } : entry;
+  const mod = await import(spec.path);
+  const mount = typeof spec.mount === 'string' ? mod[spec.mount] : mod.mount;
+  return { id: spec.id || mod.id, titleKey: spec.titleKey || mod.titleKey, mount };
 }
 
-function closeDetail() {
-  state.open = null;
-  state.links = [];
-  $('#detail').hidden = true;
-}
-
-function renderDetail() {
-  const c = state.open;
-  $('#detail').hidden = !c;
-  if (!c) return;
-  $('#detail-title').textContent = c.title;
-  setText($('#detail-meta'), 'admin.detailMeta', { teacher: c.teacher, id: c.id });
-  const rooms = c.classrooms || [];
-  $('#classroom-rows').replaceChildren(...rooms.map((r) => h('li', {},
-    h('span', { class: 'p-name', text: r.name }),
-    h('code', { text: r.id }),
-    h('button', { type: 'button', i18n: 'admin.classroomLink', onclick: () => mint({ role: 'classroom', classroom_id: r.id }, r.name) }))));
-  $('#no-classrooms').hidden = rooms.length > 0;
-  const people = c.participants || [];
-  $('#online-rows').replaceChildren(...people.map((p) => h('li', {},
-    h('span', { class: 'p-name', text: p.name }), h('span', { class: 'p-role', text: roleLabel(p.role) }))));
-  $('#no-online').hidden = people.length > 0;
-  renderLinks();
-}
-
-function ttl() {
-  const v = Number($('#link-ttl').value);
-  return v > 0 ? v : undefined;
-}
-
-/** Mints a join link; `label` names it in the list (a classroom's name). */
-async function mint(opts, label) {
-  const c = state.open;
-  const link = await run(() => API.mintLink(state.key, c.id, { ...opts, ttl_secs: ttl() }));
-  if (!link) return;
-  state.links.unshift({ ...link, label: label || '', kind: link.role });
-  renderLinks();
-}
-
-async function mintWhep() {
-  const c = state.open;
-  const name = $('#observer-name').value.trim();
-  const link = await run(() => API.mintLink(state.key, c.id, { role: 'observer', name, ttl_secs: ttl() }));
-  if (!link) return;
-  const origin = originOf(link.url);
-  const url = `${origin}/whep.html?class=${encodeURIComponent(c.id)}#token=${encodeURIComponent(link.token)}`;
-  state.links.unshift({ ...link, url, label: name, kind: 'whep' });
-  renderLinks();
-}
-
-function originOf(url) {
-  try { return new URL(url, location.href).origin; } catch { return location.origin; }
-}
-
-function renderLinks() {
-  const list = $('#link-list');
-  list.replaceChildren(...state.links.map((l) => {
-    const input = h('input', { type: 'text', readonly: true, value: l.url, 'aria-label': 'URL' });
-    input.addEventListener('focus', () => input.select());
-    const kind = l.kind === 'whep' ? t('admin.whepLink') : roleLabel(l.role);
-    return h('li', { class: 'link-card' },
-      h('div', { class: 'link-head' },
-        h('strong', { text: l.label ? `${kind} · ${l.label}` : kind }),
-        l.expires_at != null ? h('span', { class: 'hint', i18n: 'admin.expires', args: { time: formatTime(l.expires_at) } }) : null),
-      h('div', { class: 'link-row' }, input,
-        h('button', { type: 'button', class: 'primary', i18n: 'admin.copy', onclick: () => copy(l.url) }),
-        h('a', { class: 'button', href: l.url, target: '_blank', rel: 'noopener', i18n: 'admin.openLink' })));
+async function loadSections() {
+  const loaded = await Promise.allSettled(SECTIONS.map(loadSection));
+  loaded.forEach((r, i) => {
+    if (r.status === 'rejected') console.error(`admin section ${JSON.stringify(SECTIONS[i])} did not load`, r.reason);
+  });
+  tabs.list = loaded.filter((r) => r.status === 'fulfilled' && typeof r.value.mount === 'function').map((r) => r.value);
+  $('#tabs').replaceChildren(...tabs.list.map((s) => {
+    s.button = h('button', { type: 'button', role: 'tab', id: `tab-${s.id}`, 'aria-controls': `section-${s.id}`, i18n: s.titleKey, onclick: () => activate(s) });
+    s.panel = h('section', { role: 'tabpanel', id: `section-${s.id}`, 'aria-labelledby': `tab-${s.id}`, class: 'tab-panel', hidden: true });
+    return s.button;
   }));
-  $('#no-links').hidden = state.links.length > 0;
+  $('#sections').replaceChildren(...tabs.list.map((s) => s.panel));
 }
 
-async function copy(url) {
-  if (await copyText(url)) notify('admin.copied');
-  else notify('admin.copyFailed', null, 'error');
+async function activate(section) {
+  if (!section) return;
+  tabs.active = section;
+  for (const s of tabs.list) {
+    s.button.setAttribute('aria-selected', String(s === section));
+    s.panel.hidden = s !== section;
+  }
+  history.replaceState(null, '', `#${section.id}`);
+  showError(null);
+  const container = h('div', { class: 'section-body' });
+  section.panel.replaceChildren(container);
+  try {
+    await section.mount(container, ctx);
+  } catch (err) {
+    showError(err);
+  }
 }
 
-function bindForms() {
-  $('#key-form').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    state.key = $('#admin-key').value.trim();
-    saveKey(state.key);
-    renderKeyState();
-    refreshClasses();
-  });
-  $('#btn-forget').addEventListener('click', () => {
-    state.key = '';
-    saveKey('');
-    $('#admin-key').value = '';
-    state.classes = [];
-    closeDetail();
-    renderClasses();
-    renderKeyState();
-  });
-  $('#btn-refresh').addEventListener('click', refreshClasses);
-  $('#create-form').addEventListener('submit', createFromForm);
-  $('#classroom-form').addEventListener('submit', addClassroomFromForm);
-  $('#btn-close-detail').addEventListener('click', () => { closeDetail(); renderClasses(); });
-  $('#btn-main-link').addEventListener('click', () => mint({ role: 'main' }, state.open.teacher));
-  $('#btn-observer-link').addEventListener('click', () => mint({ role: 'observer', name: $('#observer-name').value.trim() }, $('#observer-name').value.trim()));
-  $('#btn-whep-link').addEventListener('click', mintWhep);
-}
-
-async function createFromForm(ev) {
-  ev.preventDefault();
-  const title = $('#new-title').value.trim();
-  const teacher = $('#new-teacher').value.trim();
-  const created = await run(() => API.createClass(state.key, title, teacher));
-  if (!created) return;
-  ev.target.reset();
-  await refreshClasses();
-  openClass(created.id);
-}
-
-async function addClassroomFromForm(ev) {
-  ev.preventDefault();
-  const name = $('#new-classroom').value.trim();
-  const added = await run(() => API.addClassroom(state.key, state.open.id, name));
-  if (!added) return;
-  ev.target.reset();
-  openClass(state.open.id);
-}
-
-function renderKeyState() {
-  const has = !!state.key;
-  $('#btn-forget').hidden = !has;
-  $('#classes').hidden = !has;
-  setText($('#key-state'), has ? 'admin.keySaved' : 'admin.keyNeeded');
-}
-
-function main() {
+async function main() {
   initI18n();
-  state.key = loadKey();
-  $('#admin-key').value = state.key;
-  bindForms();
-  renderKeyState();
-  onLangChange(() => { renderClasses(); renderDetail(); });
-  refreshClasses();
+  $('#signin-form').addEventListener('submit', signIn);
+  $('#key-form').addEventListener('submit', useKey);
+  $('#btn-use-key').addEventListener('click', () => toggleKeyForm(true));
+  $('#btn-use-account').addEventListener('click', () => toggleKeyForm(false));
+  $('#btn-signout').addEventListener('click', signOut);
+  onLangChange(() => { document.title = t('title.admin'); });
+  await loadSections();
+  auth.key = loadKey();
+  if (auth.key) {
+    auth.mode = 'key';
+    if (await keyWorks()) return enter('key', null);
+    auth.mode = null;
+    auth.key = '';
+    saveKey('');
+  }
+  try {
+    const me = await request('GET', '/api/session');
+    enter('session', me.user);
+  } catch {
+    showSignIn(null, false);
+  }
 }
 
 main();
