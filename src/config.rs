@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// lone teacher's reload does not split the lesson (default: 10).
     #[arg(long, env = "CLASSCAST_EMPTY_GRACE_SECS")]
     pub empty_grace_secs: Option<u64>,
+    /// Wait before retrying a failed webhook delivery, in ms; it doubles per failure, up to
+    /// 10 minutes, for 10 attempts (default: 2000).
+    #[arg(long, env = "CLASSCAST_WEBHOOK_RETRY_BASE_MS")]
+    pub webhook_retry_base_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +102,8 @@ pub struct Config {
     pub recording_min_free_mb: u64,
     pub retention_days: u32,
     pub empty_grace: std::time::Duration,
+    /// Wait after a webhook delivery's first failed attempt (at least 1 ms).
+    pub webhook_retry_base: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +149,7 @@ impl Config {
             recording_min_free_mb: a.recording_min_free_mb.unwrap_or(256),
             retention_days: a.retention_days.unwrap_or(0),
             empty_grace: std::time::Duration::from_secs(a.empty_grace_secs.unwrap_or(10)),
+            webhook_retry_base: a.webhook_retry_base_ms.map_or(crate::webhooks::DEFAULT_RETRY_BASE, |ms| std::time::Duration::from_millis(ms.max(1))),
         })
     }
 }
@@ -171,6 +178,7 @@ fn merge(a: ServeArgs, f: ServeArgs) -> ServeArgs {
         recording_min_free_mb: a.recording_min_free_mb.or(f.recording_min_free_mb),
         retention_days: a.retention_days.or(f.retention_days),
         empty_grace_secs: a.empty_grace_secs.or(f.empty_grace_secs),
+        webhook_retry_base_ms: a.webhook_retry_base_ms.or(f.webhook_retry_base_ms),
     }
 }
 
@@ -227,6 +235,19 @@ mod tests {
         let again = Config::resolve(args).unwrap();
         assert_eq!(c.admin_key, again.admin_key, "generated secrets are kept");
         assert_ne!(c.admin_key, c.token_secret);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn webhook_retry_base_comes_from_the_file_or_the_default() {
+        let dir = std::env::temp_dir().join(format!("classcast-config-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, format!("webhook_retry_base_ms = 250\ndata_dir = {:?}\n", dir.join("d"))).unwrap();
+        let c = Config::resolve(ServeArgs { config: Some(file), ..Default::default() }).unwrap();
+        assert_eq!(c.webhook_retry_base, std::time::Duration::from_millis(250));
+        let c = Config::resolve(ServeArgs { data_dir: Some(dir.join("d")), ..Default::default() }).unwrap();
+        assert_eq!(c.webhook_retry_base, crate::webhooks::DEFAULT_RETRY_BASE);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -24,3 +24,4 @@ pub mod rooms;
 pub mod sfu;
 pub mod signaling;
 pub mod store;
+pub mod webhooks;

@@ -9,6 +9,7 @@ mod district;
 mod error;
 mod metrics;
 mod replay;
+mod webhooks;
 mod whip;
 mod ws;
 pub mod welcome;
@@ -46,7 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .merge(whip::routes())
         .merge(replay::file_routes())
-        .nest("/api", admin::routes().merge(replay::api_routes()).merge(district::routes()))
+        .nest("/api", admin::routes().merge(replay::api_routes()).merge(district::routes()).merge(webhooks::routes()))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback_service(pages)
         .with_state(state)

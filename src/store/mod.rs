@@ -15,12 +15,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 mod district;
 mod lessons;
+mod webhooks;
 
 use rusqlite::{Connection, OptionalExtension, params};
 pub use district::validate::{FieldError, RoomKind};
 pub use district::{
     AuditRow, DistrictError, Holiday, MAX_AUDIT_PAGE, NewPairing, NewPeriod, NewRoom, NewSchool, NewTerm, Pairing, Period, Room, School, Term,
     device_token_hash,
+};
+pub use webhooks::{
+    ALL_EVENTS, Attempt, AttemptRecord, Delivery, DeliveryState, DueDelivery, MAX_DELIVERY_PAGE, NextState, Webhook,
 };
 pub use lessons::{ExportState, ExportStatus, LessonQuery, LessonRow, LessonState, LessonTrackRow, MAX_PAGE as MAX_LESSON_PAGE};
 use serde::Serialize;
@@ -215,6 +219,7 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL
     );
     CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(state, next_attempt_at_ms);
+    CREATE INDEX webhook_deliveries_by_hook ON webhook_deliveries(webhook_id, created_at_ms);
     CREATE TABLE webhook_attempts (
         delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
         attempt INTEGER NOT NULL,
@@ -222,6 +227,7 @@ const MIGRATIONS: &[&str] = &[
         status INTEGER,
         error TEXT,
         duration_ms INTEGER NOT NULL,
+        next_attempt_at_ms INTEGER,
         PRIMARY KEY (delivery_id, attempt)
     );",
 ];
