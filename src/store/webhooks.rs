@@ -209,9 +209,10 @@ impl Store {
         })
     }
 
-    /// When the earliest pending delivery is due (leased ones included).
-    pub fn next_due_at(&self) -> Result<Option<i64>> {
-        self.with(|c| c.query_row("SELECT MIN(next_attempt_at_ms) FROM webhook_deliveries WHERE state = 'pending'", [], |r| r.get(0)))
+    /// When the earliest pending delivery not yet due at `now_ms` becomes due (leases included).
+    pub fn next_due_after(&self, now_ms: i64) -> Result<Option<i64>> {
+        let sql = "SELECT MIN(next_attempt_at_ms) FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at_ms > ?1";
+        self.with(|c| c.query_row(sql, [now_ms], |r| r.get(0)))
     }
 
     /// Records an attempt and the delivery's new state together; the attempt's number,

@@ -141,11 +141,12 @@ impl Sender {
         }
     }
 
-    /// Until the earliest pending delivery is due, at most `POLL`; `POLL` when one is
-    /// already due but waits for a slot or its hook (a finished send wakes us).
+    /// Until the next pending delivery becomes due, at most `POLL`. One already due that
+    /// waits for a slot or for its hook is not waited for: the send that ends wakes us.
     fn until_next_due(&self) -> Duration {
-        match self.store.next_due_at() {
-            Ok(Some(at)) if at > unix_now_ms() => Duration::from_millis((at - unix_now_ms()).max(1) as u64).min(POLL),
+        let now = unix_now_ms();
+        match self.store.next_due_after(now) {
+            Ok(Some(at)) => Duration::from_millis((at - now) as u64).min(POLL),
             _ => POLL,
         }
     }

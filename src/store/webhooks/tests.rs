@@ -65,9 +65,10 @@ fn claiming_leases_one_delivery_per_hook_and_skips_busy_hooks() {
     let second = s.claim_due(1_000, 10_000, 8, &HashSet::new()).unwrap();
     assert_eq!(second.len(), 2, "a's second delivery and b's first; the leased one is not claimed again");
     assert!(second.iter().all(|x| x.id != d.id));
-    assert_eq!(s.next_due_at().unwrap(), Some(200), "b's second delivery waited: its hook's first was claimed with it");
+    assert_eq!(s.next_due_after(0).unwrap(), Some(200), "b's second delivery waits: its hook's first was claimed with it");
+    assert_eq!(s.next_due_after(1_000).unwrap(), Some(10_000), "what is due already is not waited for");
     assert_eq!(s.claim_due(1_000, 10_000, 8, &HashSet::new()).unwrap().len(), 1);
-    assert_eq!(s.next_due_at().unwrap(), Some(10_000), "all four are leased");
+    assert_eq!(s.next_due_after(0).unwrap(), Some(10_000), "all four are leased");
     assert_eq!(s.claim_due(10_000, 20_000, 1, &HashSet::new()).unwrap().len(), 1, "an expired lease makes it due again; limit holds");
 }
 
@@ -142,7 +143,7 @@ fn pending_deliveries_resume_after_reopening() {
         (ids[0].clone(), ids[1].clone())
     };
     let s = Store::open(&path).unwrap();
-    assert_eq!(s.next_due_at().unwrap(), Some(5_000));
+    assert_eq!(s.next_due_after(1_000).unwrap(), Some(5_000));
     let due = s.claim_due(5_000, 20_000, 8, &HashSet::new()).unwrap();
     assert_eq!(due.iter().map(|d| (d.id.as_str(), d.attempts)).collect::<Vec<_>>(), vec![(retried.as_str(), 1)]);
     let due = s.claim_due(16_000, 30_000, 8, &HashSet::new()).unwrap();
