@@ -5,6 +5,7 @@
 import { initI18n, lang, onLangChange, setText, t } from './i18n.js';
 import * as API from './api.js';
 import { $, h, copyText, notify, roleLabel } from './ui.js';
+import { mountWebhooks } from './admin-webhooks.js';
 
 const KEY_STORE = 'classcast.adminKey';
 const state = { key: '', classes: [], open: null, links: [] };
@@ -221,6 +222,15 @@ function renderKeyState() {
   setText($('#key-state'), has ? 'admin.keySaved' : 'admin.keyNeeded');
 }
 
+/** The webhooks panel, last on the page (shown with the classes, once a key is set). */
+function mountWebhookPanel() {
+  const box = h('section', { class: 'panel', id: 'webhooks' });
+  $('#classes').append(box);
+  const hooks = mountWebhooks(box, { apiFetch: (method, path, body) => API.api(state.key, method, path, body), t, lang });
+  $('#key-form').addEventListener('submit', () => hooks.refresh());
+  onLangChange(() => hooks.render());
+}
+
 function main() {
   initI18n();
   state.key = loadKey();
@@ -229,6 +239,7 @@ function main() {
   renderKeyState();
   onLangChange(() => { renderClasses(); renderDetail(); });
   refreshClasses();
+  mountWebhookPanel();
 }
 
 main();
