@@ -26,8 +26,6 @@ use super::{Store, StoreError, new_id, unix_now, unix_now_ms};
 pub const ALL_EVENTS: &str = "*";
 /// Largest page of a hook's deliveries.
 pub const MAX_DELIVERY_PAGE: u32 = 200;
-/// Due deliveries looked at per claim (the oldest first).
-const CLAIM_WINDOW: u32 = 256;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Webhook {
@@ -190,17 +188,20 @@ impl Store {
         })
     }
 
-    /// Up to `limit` pending deliveries due at `now_ms`, oldest due first, at most one per
-    /// hook and none of a hook in `busy`; each is leased until `lease_until_ms`.
+    /// Up to `limit` pending deliveries due at `now_ms`: the first due of each hook not in
+    /// `busy`, the earliest first; each is leased until `lease_until_ms`.
     pub fn claim_due(&self, now_ms: i64, lease_until_ms: i64, limit: usize, busy: &HashSet<String>) -> Result<Vec<DueDelivery>> {
         transaction(self, |c| {
-            let sql = "SELECT d.id, d.webhook_id, w.url, w.secret, d.event, d.payload, d.created_at_ms, d.attempts
-                       FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-                       WHERE d.state = 'pending' AND d.next_attempt_at_ms <= ?1
-                       ORDER BY d.next_attempt_at_ms, d.rowid LIMIT ?2";
-            let due: Vec<DueDelivery> = c.prepare(sql)?.query_map(params![now_ms, CLAIM_WINDOW], due_row)?.collect::<rusqlite::Result<_>>()?;
-            let mut hooks = busy.clone();
-            let chosen: Vec<DueDelivery> = due.into_iter().filter(|d| hooks.insert(d.webhook_id.clone())).take(limit).collect();
+            // The first due delivery of each hook, so a hook with a backlog never hides the others.
+            let sql = "SELECT id, webhook_id, url, secret, event, payload, created_at_ms, attempts FROM (
+                         SELECT d.id, d.webhook_id, w.url, w.secret, d.event, d.payload, d.created_at_ms, d.attempts,
+                                d.next_attempt_at_ms AS due, d.rowid AS seq,
+                                ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at_ms, d.rowid) AS nth
+                         FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                         WHERE d.state = 'pending' AND d.next_attempt_at_ms <= ?1)
+                       WHERE nth = 1 ORDER BY due, seq";
+            let due: Vec<DueDelivery> = c.prepare(sql)?.query_map([now_ms], due_row)?.collect::<rusqlite::Result<_>>()?;
+            let chosen: Vec<DueDelivery> = due.into_iter().filter(|d| !busy.contains(&d.webhook_id)).take(limit).collect();
             let mut lease = c.prepare("UPDATE webhook_deliveries SET next_attempt_at_ms = ?2 WHERE id = ?1")?;
             for d in &chosen {
                 lease.execute(params![d.id, lease_until_ms])?;

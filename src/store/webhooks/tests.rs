@@ -73,6 +73,22 @@ fn claiming_leases_one_delivery_per_hook_and_skips_busy_hooks() {
 }
 
 #[test]
+fn a_backlog_on_one_hook_never_hides_another_hooks_delivery() {
+    let s = Store::open_in_memory().unwrap();
+    let slow = s.create_webhook("http://slow.test/", &events(&["classroom_left"]), "k").unwrap();
+    let other = s.create_webhook("http://other.test/", &events(&["class_ended"]), "k").unwrap();
+    for at in 0..500 {
+        s.enqueue_event("classroom_left", "{}", at).unwrap();
+    }
+    s.enqueue_event("class_ended", "{}", 1_000).unwrap();
+    let busy: HashSet<String> = [slow.id.clone()].into();
+    let due = s.claim_due(2_000, 20_000, 4, &busy).unwrap();
+    assert_eq!(due.iter().map(|d| d.webhook_id.as_str()).collect::<Vec<_>>(), vec![other.id.as_str()]);
+    let next = s.claim_due(2_000, 20_000, 4, &HashSet::new()).unwrap();
+    assert_eq!((next.len(), next[0].created_at_ms), (1, 0), "the slow hook's oldest, in order");
+}
+
+#[test]
 fn attempts_are_recorded_with_the_deliverys_state() {
     let s = Store::open_in_memory().unwrap();
     let h = s.create_webhook("http://a.test/", &events(&[ALL_EVENTS]), "k").unwrap();
