@@ -13,7 +13,8 @@
 //! ```
 //!
 //! The `sfu` module never imports tokio, axum, the database or GStreamer; it is
-//! driven with explicit time and unit-tested with synthetic peers.
+//! driven with explicit time and unit-tested with synthetic peers. `webhooks` stands
+//! beside `http`: it listens to the rooms' event bus and sends from its own tasks.
 
 pub mod config;
 pub mod driver;

@@ -1,5 +1,6 @@
 //! Durable state in SQLite: classes and their listening classrooms, the lesson
-//! catalog, and the district (schools, classrooms, pairings, terms, timetable, audit).
+//! catalog, the district (schools, classrooms, pairings, terms, timetable, audit), and
+//! webhooks with their delivery log.
 //!
 //! Invariants:
 //! - The schema version is SQLite's `user_version`; `open` applies every missing

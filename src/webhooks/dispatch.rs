@@ -206,6 +206,6 @@ fn log_attempt(d: &DueDelivery, attempt: u32, rec: &AttemptRecord, next: NextSta
             let retry_in_ms = at - unix_now_ms();
             tracing::warn!(%delivery, %hook, %event, attempt, ?status, ?error, duration_ms = rec.duration_ms, retry_in_ms, "webhook attempt failed; will retry")
         }
-        NextState::Failed => tracing::error!(%delivery, %hook, %event, attempt, ?status, ?error, "webhook delivery failed; no more attempts"),
+        NextState::Failed => tracing::error!(%delivery, %hook, %event, attempt, ?status, ?error, duration_ms = rec.duration_ms, "webhook delivery failed; no more attempts"),
     }
 }
