@@ -128,6 +128,10 @@ pub struct ServeArgs {
     /// school day; recordings keep real time.
     #[arg(long, env = "CLASSCAST_CLOCK_OFFSET_MS", allow_hyphen_values = true)]
     pub clock_offset_ms: Option<i64>,
+    /// Wait before retrying a failed webhook delivery, in ms; it doubles per failure, up to
+    /// 10 minutes, for 10 attempts (default: 2000).
+    #[arg(long, env = "CLASSCAST_WEBHOOK_RETRY_BASE_MS")]
+    pub webhook_retry_base_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +151,8 @@ pub struct Config {
     pub retention_days: u32,
     pub empty_grace: std::time::Duration,
     pub clock_offset_ms: i64,
+    /// Wait after a webhook delivery's first failed attempt (at least 1 ms).
+    pub webhook_retry_base: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +198,7 @@ impl Config {
             retention_days: a.retention_days.unwrap_or(0),
             empty_grace: std::time::Duration::from_secs(a.empty_grace_secs.unwrap_or(10)),
             clock_offset_ms: a.clock_offset_ms.unwrap_or(0),
+            webhook_retry_base: a.webhook_retry_base_ms.map_or(crate::webhooks::DEFAULT_RETRY_BASE, |ms| std::time::Duration::from_millis(ms.max(1))),
         })
     }
 }
@@ -228,6 +235,7 @@ fn merge(a: ServeArgs, f: ServeArgs) -> ServeArgs {
         retention_days: a.retention_days.or(f.retention_days),
         empty_grace_secs: a.empty_grace_secs.or(f.empty_grace_secs),
         clock_offset_ms: a.clock_offset_ms.or(f.clock_offset_ms),
+        webhook_retry_base_ms: a.webhook_retry_base_ms.or(f.webhook_retry_base_ms),
     }
 }
 
@@ -298,6 +306,19 @@ mod tests {
         assert!(from_file.is_dir(), "created");
         let flag = DataArgs { config: Some(file), data_dir: Some(dir.join("flag")) }.resolve().unwrap();
         assert_eq!(flag, dir.join("flag"), "the flag wins over the file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn webhook_retry_base_comes_from_the_file_or_the_default() {
+        let dir = std::env::temp_dir().join(format!("classcast-config-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, format!("webhook_retry_base_ms = 250\ndata_dir = {:?}\n", dir.join("d"))).unwrap();
+        let c = Config::resolve(ServeArgs { config: Some(file), ..Default::default() }).unwrap();
+        assert_eq!(c.webhook_retry_base, std::time::Duration::from_millis(250));
+        let c = Config::resolve(ServeArgs { data_dir: Some(dir.join("d")), ..Default::default() }).unwrap();
+        assert_eq!(c.webhook_retry_base, crate::webhooks::DEFAULT_RETRY_BASE);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

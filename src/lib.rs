@@ -15,7 +15,8 @@
 //! ```
 //!
 //! The `sfu` module never imports tokio, axum, the database or GStreamer; it is
-//! driven with explicit time and unit-tested with synthetic peers.
+//! driven with explicit time and unit-tested with synthetic peers. `webhooks` stands
+//! beside `http`: it listens to the rooms' event bus and sends from its own tasks.
 
 pub mod admin_cli;
 pub mod config;
@@ -28,3 +29,4 @@ pub mod schedule;
 pub mod sfu;
 pub mod signaling;
 pub mod store;
+pub mod webhooks;

@@ -13,6 +13,7 @@ use classcast::http::{AppState, router};
 use classcast::recording::{Exports, Recording, RecordingConfig};
 use classcast::replay::Replay;
 use classcast::rooms::Rooms;
+use classcast::rooms::events::EventBus;
 use classcast::rooms::auth::Tokens;
 use classcast::store::Store;
 
@@ -52,12 +53,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let exports = Exports::start(recordings.clone(), store.clone()).context("starting the export thread")?;
     classcast::recording::retention::start(recordings.clone(), store.clone(), config.retention_days).context("starting retention")?;
     let auto_export = config.auto_export.then(|| exports.clone());
-    let recording_config = RecordingConfig { root: recordings.clone(), min_free_bytes: config.recording_min_free_mb << 20 };
+    // One event bus: the rooms publish class events on it, the recorder recording_ready.
+    let events = EventBus::default();
+    let recording_config = RecordingConfig { root: recordings.clone(), min_free_bytes: config.recording_min_free_mb << 20, events: events.clone() };
     let recording = Recording::start(recording_config, store.clone(), tap_rx, auto_export).context("starting the recorder")?;
     tracing::info!(interrupted, "recorder ready");
     let tokens = Tokens::new(&config.token_secret);
     let replay = Replay::new(recordings, store.clone(), tokens.clone(), &config.token_secret, config.admin_key.clone());
-    let rooms = Arc::new(Rooms::new(store, driver, tokens, Some(recording), config.empty_grace));
+    classcast::webhooks::start(store.clone(), &events, config.webhook_retry_base).context("starting webhooks")?;
+    let mut rooms = Rooms::new(store, driver, tokens, Some(recording), config.empty_grace);
+    rooms.events = events;
+    let rooms = Arc::new(rooms);
     tokio::spawn(rooms.clone().run_events(events_rx));
     let schedule = classcast::schedule::ScheduleClock::with_offset(config.clock_offset_ms);
     tokio::spawn(classcast::schedule::run(rooms.clone(), schedule.clone()));

@@ -11,6 +11,7 @@ mod error;
 mod metrics;
 mod replay;
 mod session;
+mod webhooks;
 mod whip;
 mod ws;
 pub mod welcome;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(district::routes())
                 .merge(session::routes())
                 .merge(device::routes())
+                .merge(webhooks::routes())
                 .layer(axum::middleware::from_fn(session::cookie_requests_are_json)),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -14,6 +14,8 @@
 //! - A track's recorder starts at its first packet (its codec is known then); a
 //!   pipeline fault closes the part and the next packet opens part N+1, with the
 //!   fault written to `lesson.json` and the catalog. The live class never waits.
+//! - A finished lesson is announced (`recording_ready` on the event bus) once its
+//!   catalog row says `finished`.
 
 mod disk;
 pub mod export;
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select_biased};
 
 use crate::driver::taps::TapMsg;
+use crate::rooms::events::ClassEvent;
 use crate::sfu::RoomId;
 use crate::sfu::tap::TapId;
 use crate::store::Store;
@@ -73,6 +76,8 @@ pub struct RecordingConfig {
     pub root: PathBuf,
     /// Recording pauses while the disk has less free space than this.
     pub min_free_bytes: u64,
+    /// Where `recording_ready` is published when a lesson's recording is finished.
+    pub events: crate::rooms::events::EventBus,
 }
 
 /// Handle of the recording thread.
@@ -155,9 +160,26 @@ impl Worker {
     fn finish(&self, lesson: Lesson, ended_at_ms: Option<i64>) {
         let id = lesson.id().to_string();
         lesson.finish(&self.store, ended_at_ms);
+        self.publish_ready(&id);
         if let Some(Err(e)) = self.exports.as_ref().map(|x| x.enqueue(&id)) {
             tracing::error!(lesson = %id, error = %e, "cannot queue the lesson's export");
         }
+    }
+
+    /// `recording_ready`, from the lesson's catalog row (the lesson is `finished` there now).
+    fn publish_ready(&self, lesson_id: &str) {
+        let row = match self.store.lesson(lesson_id) {
+            Ok(Some((row, _))) => row,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(lesson = %lesson_id, error = %e, "cannot read the finished lesson");
+                return;
+            }
+        };
+        let duration_ms = row.ended_at_ms.map_or(0, |end| end - row.started_at_ms);
+        let (class_id, title, teacher) = (row.class_id, row.title, row.teacher);
+        let event = ClassEvent::RecordingReady { class_id, lesson_id: row.id, title, teacher, duration_ms, at_ms: crate::store::unix_now_ms() };
+        self.config.events.publish(event);
     }
 
     fn on_cmd(&mut self, cmd: LessonCmd) {

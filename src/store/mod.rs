@@ -1,6 +1,6 @@
 //! Durable state in SQLite: classes and their listening classrooms, the lesson
 //! catalog, the district (schools, classrooms, pairings, terms, timetable, audit), and
-//! the admin accounts with their sign-in sessions.
+//! the admin accounts with their sign-in sessions, webhooks with their delivery log.
 //!
 //! Invariants:
 //! - The schema version is SQLite's `user_version`; `open` applies every missing
@@ -18,6 +18,7 @@ mod admins;
 mod district;
 mod lessons;
 mod schedule;
+mod webhooks;
 
 use rusqlite::{Connection, OptionalExtension, params};
 pub use admins::{Actor, AdminError, AdminSession, AdminUser, MIN_PASSWORD, SESSION_TTL_MS, check_password, check_username};
@@ -27,6 +28,9 @@ pub use district::{
     device_token_hash,
 };
 pub use schedule::{ClassSession, SessionState};
+pub use webhooks::{
+    ALL_EVENTS, Attempt, AttemptRecord, Delivery, DeliveryState, DueDelivery, MAX_DELIVERY_PAGE, NextState, Webhook,
+};
 pub use lessons::{ExportState, ExportStatus, LessonQuery, LessonRow, LessonState, LessonTrackRow, MAX_PAGE as MAX_LESSON_PAGE};
 use serde::Serialize;
 
@@ -226,6 +230,7 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL
     );
     CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(state, next_attempt_at_ms);
+    CREATE INDEX webhook_deliveries_by_hook ON webhook_deliveries(webhook_id, created_at_ms);
     CREATE TABLE webhook_attempts (
         delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
         attempt INTEGER NOT NULL,
@@ -233,6 +238,7 @@ const MIGRATIONS: &[&str] = &[
         status INTEGER,
         error TEXT,
         duration_ms INTEGER NOT NULL,
+        next_attempt_at_ms INTEGER,
         PRIMARY KEY (delivery_id, attempt)
     );",
 ];

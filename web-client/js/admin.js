@@ -27,6 +27,7 @@ const SECTIONS = [
   './admin/timetable.js',
   './admin/audit.js',
   './admin/accounts.js',
+  './admin-webhooks.js',
 ];
 
 const KEY_STORE = 'classcast.adminKey';

@@ -78,8 +78,10 @@ export function setLang(next, { save = true } = {}) {
   listeners.forEach((fn) => fn(current));
 }
 
+/** Calls `fn` after every language switch; returns a function that stops it. */
 export function onLangChange(fn) {
   listeners.add(fn);
+  return () => listeners.delete(fn);
 }
 
 /** Adds the 中文 / EN switch to `container`. */
