@@ -41,6 +41,7 @@ function periodForm(view) {
     fromPairing,
     h('div', { class: 'row' }, field('main_classroom_id', 'admin.main', main)),
     field('listening_classroom_ids', 'admin.listeningOrdered', picker.el),
+    field('record', 'admin.recordPeriod', input({ type: 'checkbox', checked: true })),
     submitButton('admin.addPeriod'));
   return f;
 }
@@ -70,6 +71,7 @@ async function create(view, f, picker) {
     teacher: e.teacher.value,
     main_classroom_id: e.main_classroom_id.value,
     listening_classroom_ids: picker.value(),
+    record: e.record.checked,
   };
   if (!await submit(f, view.ctx, () => view.ctx.apiFetch('POST', '/api/timetable', body))) return;
   e.subject.value = '';
@@ -90,6 +92,7 @@ function periodCard(view, p) {
     h('div', { class: 'period-time', text: `${p.start}–${p.end}` }),
     h('div', { class: 'p-name', text: p.subject }),
     p.teacher ? h('div', { class: 'hint', text: p.teacher }) : null,
+    p.record ? null : h('div', { class: 'hint', i18n: 'admin.notRecorded' }),
     h('div', { class: 'period-rooms', text: listening ? `${roomName(view.rooms, p.main_classroom_id)} → ${listening}` : roomName(view.rooms, p.main_classroom_id) }),
     h('button', { type: 'button', class: 'small danger', i18n: 'admin.delete', onclick: () => remove(view, p) }));
 }
