@@ -10,7 +10,9 @@
 //! - Nothing here touches a socket or a packet: media goes through `MediaDriver`.
 
 pub mod auth;
+pub mod dashboard;
 pub mod events;
+pub mod health;
 pub mod live;
 mod whip;
 
@@ -91,6 +93,8 @@ pub struct Rooms {
     pub live: LiveClasses,
     /// Class events for webhooks and the dashboard.
     pub events: EventBus,
+    /// How each participant of a live class is doing (server and client views).
+    pub health: dashboard::Health,
     owners: DashMap<PeerId, Owner>,
     whips: DashMap<String, whip::WhipSession>,
     next_conn: AtomicU64,
@@ -115,6 +119,7 @@ impl Rooms {
             tokens,
             live: LiveClasses::default(),
             events: EventBus::default(),
+            health: dashboard::Health::default(),
             owners: DashMap::new(),
             whips: DashMap::new(),
             next_conn: AtomicU64::new(1),
@@ -351,7 +356,11 @@ impl Rooms {
             }
             // Recording is wired to the recorder by the recording layer (not yet built).
             SfuEvent::PeerConnected { .. } | SfuEvent::TapStarted { .. } | SfuEvent::TapEnded { .. } => {}
-            SfuEvent::PeerClosed { peer, reason, .. } => self.on_peer_closed(peer, reason).await,
+            SfuEvent::PeerHealth(h) => self.health.book().peer(*h),
+            SfuEvent::PeerClosed { peer, reason, .. } => {
+                self.health.book().peer_closed(peer);
+                self.on_peer_closed(peer, reason).await
+            }
             SfuEvent::ShardReset { rooms } => self.on_shard_reset(&rooms).await,
         }
     }

@@ -301,6 +301,14 @@ impl Store {
         })
     }
 
+    /// The classes owned by timetable periods: (period id, class id).
+    pub fn period_classes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT period_id, id FROM classes WHERE period_id IS NOT NULL")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
     pub fn classroom(&self, class_id: &str, id: &str) -> Result<Option<ClassroomRow>, StoreError> {
         self.with(|c| {
             c.query_row(
