@@ -5,6 +5,7 @@
 //! `{"error": "<code>", "message": "..."}`; request bodies are capped at 64 KiB.
 
 mod admin;
+mod dashboard;
 mod district;
 mod error;
 mod metrics;
@@ -46,7 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .merge(whip::routes())
         .merge(replay::file_routes())
-        .nest("/api", admin::routes().merge(replay::api_routes()).merge(district::routes()))
+        .nest("/api", admin::routes().merge(replay::api_routes()).merge(district::routes()).merge(dashboard::routes()))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback_service(pages)
         .with_state(state)

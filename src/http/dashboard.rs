@@ -1,0 +1,58 @@
+//! The live dashboard's API (admin key): `GET /api/dashboard`, one snapshot of
+//! today's timetable and every live class with each classroom's health; and
+//! `GET /api/dashboard/events`, the same snapshot as a server-sent event every
+//! second (event `snapshot`), with keep-alive comments.
+//!
+//! Invariants: the admin key is checked before anything is read; the event stream
+//! computes a snapshot only when its consumer is ready for the next one (a slow
+//! reader skips seconds instead of queueing them); a snapshot that cannot be read
+//! is sent as an `error` event and the stream goes on.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::Stream;
+use tokio::time::MissedTickBehavior;
+
+use super::admin::require_admin;
+use super::{ApiError, AppState};
+use crate::rooms::dashboard::Dashboard;
+
+/// How often the event stream sends a snapshot.
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/dashboard", get(snapshot)).route("/dashboard/events", get(events))
+}
+
+async fn snapshot(State(s): State<AppState>, h: HeaderMap) -> Result<Json<Dashboard>, ApiError> {
+    require_admin(&s, &h)?;
+    Ok(Json(s.rooms.dashboard(Instant::now())?))
+}
+
+async fn events(State(s): State<AppState>, h: HeaderMap) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    require_admin(&s, &h)?;
+    let mut ticks = tokio::time::interval(SNAPSHOT_INTERVAL);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let stream = futures_util::stream::unfold((s, ticks), |(s, mut ticks)| async move {
+        ticks.tick().await;
+        let event = snapshot_event(&s);
+        Some((Ok(event), (s, ticks)))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+fn snapshot_event(s: &AppState) -> Event {
+    let snapshot = s.rooms.dashboard(Instant::now()).map_err(|e| e.to_string());
+    let event = snapshot.and_then(|d| Event::default().event("snapshot").json_data(d).map_err(|e| e.to_string()));
+    event.unwrap_or_else(|message| {
+        tracing::warn!(%message, "dashboard snapshot failed");
+        Event::default().event("error").data(message)
+    })
+}
