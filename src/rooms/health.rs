@@ -112,6 +112,7 @@ pub struct ClassroomHealth {
     pub bitrate_up_kbps: u64,
     pub loss_down_pct: Option<f32>,
     pub loss_up_pct: Option<f32>,
+    /// The smallest of the server's and the client's estimates.
     pub rtt_ms: Option<u32>,
     pub jitter_ms: Option<f64>,
     /// Audio concealed by the receiver over the last report, worst track.
@@ -254,7 +255,9 @@ fn figures(t: &Tracked, rules: &Rules, now: Instant) -> ClassroomHealth {
     let downs = || fresh.iter().filter(|h| h.side == Side::Down);
     let recent = |at: Option<Instant>| at.is_some_and(|a| now.saturating_duration_since(a) <= rules.media_stall);
     let report = t.report.as_ref().filter(|r| now.saturating_duration_since(r.at) <= rules.report_age);
-    let server_rtt = fresh.iter().filter_map(|h| h.rtt).max().map(|d| d.as_millis() as f64);
+    // Every estimate only adds processing delays to the true round trip (a busy
+    // browser answers late), so the smallest one is the best.
+    let server_rtt = fresh.iter().filter_map(|h| h.rtt).min().map(|d| d.as_millis() as f64);
     let client_rtt = report.and_then(|r| r.rtt_ms);
     let video_in = report.map(|r| videos(&r.tracks)).unwrap_or_default();
     ClassroomHealth {
@@ -265,7 +268,7 @@ fn figures(t: &Tracked, rules: &Rules, now: Instant) -> ClassroomHealth {
         bitrate_up_kbps: ups().map(|h| h.bitrate_in).sum::<u64>() / 1000,
         loss_down_pct: percent(downs().filter_map(|h| h.loss_out)),
         loss_up_pct: percent(ups().filter_map(|h| h.loss_in)),
-        rtt_ms: server_rtt.into_iter().chain(client_rtt).reduce(f64::max).map(|ms| ms.round() as u32),
+        rtt_ms: server_rtt.into_iter().chain(client_rtt).reduce(f64::min).map(|ms| ms.round() as u32),
         jitter_ms: report.and_then(|r| r.tracks.iter().filter_map(|x| x.jitter_ms).reduce(f64::max)),
         concealed_pct: report.and_then(|r| r.tracks.iter().filter_map(|x| x.concealed_ratio).reduce(f64::max)).map(|c| c * 100.0),
         layer: main_video(&video_in),

@@ -65,11 +65,13 @@ pub struct PeerHealth {
     /// Media payload received from / sent to the participant, bits per second.
     pub bitrate_in: u64,
     pub bitrate_out: u64,
-    /// Fraction (0..=1) of packets lost on the way to the server (transport-wide
-    /// feedback, else the server's receiver reports), worst track.
+    /// Fraction (0..=1) of packets lost on the way to the server during the interval:
+    /// from transport-wide sequence numbers, else the server's latest receiver report
+    /// of a video track (of an audio track when there is no video; those come every 5 s).
     pub loss_in: Option<f32>,
-    /// Fraction lost on the way to the participant (its receiver reports and
-    /// transport-wide feedback), worst track.
+    /// Fraction lost on the way to the participant: the worse of transport-wide
+    /// feedback and the participant's receiver reports (video first, as above).
+    /// `None` when nothing new was reported during the interval.
     pub loss_out: Option<f32>,
     pub rtt: Option<Duration>,
     /// RTP packets received / sent during the interval.
@@ -87,8 +89,10 @@ struct Round {
     at: Instant,
     bytes_in: u64,
     bytes_out: u64,
-    loss_in: Option<f32>,
-    loss_out: Option<f32>,
+    twcc_in: Option<f32>,
+    twcc_out: Option<f32>,
+    reported_in: PerKind<Option<f32>>,
+    reported_out: PerKind<Option<f32>>,
     rtt: Option<Duration>,
     track_rtt: Option<Duration>,
     packets_in: PerKind<u64>,
@@ -127,8 +131,10 @@ impl HealthTracker {
             at: s.timestamp,
             bytes_in: s.bytes_rx,
             bytes_out: s.bytes_tx,
-            loss_in: s.ingress_loss_fraction.filter(|l| l.is_finite()),
-            loss_out: s.egress_loss_fraction.filter(|l| l.is_finite()),
+            twcc_in: worst(None, s.ingress_loss_fraction),
+            twcc_out: worst(None, s.egress_loss_fraction),
+            reported_in: PerKind::default(),
+            reported_out: PerKind::default(),
             rtt: s.rtt.or(ice_rtt),
             track_rtt: None,
             packets_in: PerKind::default(),
@@ -144,7 +150,8 @@ impl HealthTracker {
         if n > 0 {
             *self.last_in.get_mut(kind) = Some(round.at);
         }
-        round.loss_in = worst(round.loss_in, s.loss);
+        let reported = round.reported_in.get_mut(kind);
+        *reported = worst(*reported, s.loss);
         round.track_rtt = round.track_rtt.max(s.rtt);
     }
 
@@ -156,7 +163,8 @@ impl HealthTracker {
         if n > 0 {
             *self.last_out.get_mut(kind) = Some(round.at);
         }
-        round.loss_out = worst(round.loss_out, s.loss);
+        let reported = round.reported_out.get_mut(kind);
+        *reported = worst(*reported, s.loss);
         round.track_rtt = round.track_rtt.max(s.rtt);
     }
 
@@ -174,8 +182,8 @@ impl HealthTracker {
             connected,
             bitrate_in: bits_per_second(r.bytes_in.saturating_sub(prev_in), secs),
             bitrate_out: bits_per_second(r.bytes_out.saturating_sub(prev_out), secs),
-            loss_in: r.loss_in,
-            loss_out: r.loss_out,
+            loss_in: r.twcc_in.or(r.reported_in.video).or(r.reported_in.audio),
+            loss_out: worst(r.twcc_out, r.reported_out.video.or(r.reported_out.audio)),
             // Receiver reports measure the media path itself; prefer them.
             rtt: r.track_rtt.or(r.rtt),
             packets_in: r.packets_in,
@@ -272,7 +280,7 @@ mod tests {
         let h = finish(&mut t, Side::Up).unwrap();
         assert_eq!(h.bitrate_in, 1_000_000);
         assert_eq!(h.packets_in, PerKind { audio: 50, video: 90 });
-        assert_eq!(h.loss_in, Some(0.1), "the worse of transport-wide and per-track loss");
+        assert_eq!(h.loss_in, Some(0.02), "transport-wide loss covers exactly the interval");
         assert_eq!(h.last_in, PerKind { audio: Some(t1), video: Some(t1) });
         assert!(finish(&mut t, Side::Up).is_none(), "one health per round");
 
@@ -285,7 +293,7 @@ mod tests {
         assert_eq!(h.bitrate_in, 500_000);
         assert_eq!(h.packets_in, PerKind { audio: 0, video: 90 });
         assert_eq!(h.last_in, PerKind { audio: Some(t1), video: Some(t2) });
-        assert_eq!(h.loss_in, None, "no report this round: unknown, not zero");
+        assert_eq!(h.loss_in, None, "nothing reported this round: unknown, not zero");
     }
 
     #[test]
@@ -294,11 +302,16 @@ mod tests {
         let mut t = HealthTracker::new(t0);
         let t1 = t0 + Duration::from_millis(500);
         t.peer_stats(&peer_stats(t1, 0, 50_000, None));
-        t.egress(MediaKind::Video, &egress("0", t1, 40, Some(0.3), 40));
+        t.egress(MediaKind::Video, &egress("0", t1, 40, Some(0.2), 40));
         t.egress(MediaKind::Audio, &egress("1", t1, 25, Some(0.25), 60));
         let h = finish(&mut t, Side::Down).unwrap();
         assert_eq!(h.bitrate_out, 800_000);
-        assert_eq!(h.loss_out, Some(0.3));
+        assert_eq!(h.loss_out, Some(0.2), "video reports first: audio ones cover 5 s");
+        // An audio-only connection goes by its audio reports.
+        let t2 = t1 + Duration::from_secs(1);
+        t.peer_stats(&peer_stats(t2, 0, 60_000, None));
+        t.egress(MediaKind::Audio, &egress("1", t2, 50, Some(0.25), 60));
+        assert_eq!(finish(&mut t, Side::Down).unwrap().loss_out, Some(0.25));
         assert_eq!(h.rtt, Some(Duration::from_millis(60)));
         assert_eq!(h.packets_out, PerKind { audio: 25, video: 40 });
     }
@@ -317,7 +330,7 @@ mod tests {
         t.ingress(MediaKind::Video, &ingress("0", t2, 20, Some(7.0)));
         let h = finish(&mut t, Side::Up).unwrap();
         assert_eq!(h.packets_in.video, 20);
-        assert_eq!(h.loss_in, Some(1.0), "clamped to a fraction");
+        assert_eq!(h.loss_in, Some(1.0), "without transport-wide figures, the receiver report's, clamped to a fraction");
     }
 
     #[test]
