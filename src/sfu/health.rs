@@ -69,9 +69,11 @@ pub struct PeerHealth {
     /// from transport-wide sequence numbers, else the server's latest receiver report
     /// of a video track (of an audio track when there is no video; those come every 5 s).
     pub loss_in: Option<f32>,
-    /// Fraction lost on the way to the participant: the worse of transport-wide
-    /// feedback and the participant's receiver reports (video first, as above).
-    /// `None` when nothing new was reported during the interval.
+    /// Fraction lost on the way to the participant: from its transport-wide feedback,
+    /// else its receiver reports (video first, as above). Transport-wide sequence numbers
+    /// are per hop, so they show this hop only; receiver reports also count what the
+    /// publisher's uplink lost (a forwarded gap stays a gap). `None` when nothing new was
+    /// reported during the interval.
     pub loss_out: Option<f32>,
     pub rtt: Option<Duration>,
     /// RTP packets received / sent during the interval.
@@ -183,7 +185,7 @@ impl HealthTracker {
             bitrate_in: bits_per_second(r.bytes_in.saturating_sub(prev_in), secs),
             bitrate_out: bits_per_second(r.bytes_out.saturating_sub(prev_out), secs),
             loss_in: r.twcc_in.or(r.reported_in.video).or(r.reported_in.audio),
-            loss_out: worst(r.twcc_out, r.reported_out.video.or(r.reported_out.audio)),
+            loss_out: r.twcc_out.or(r.reported_out.video).or(r.reported_out.audio),
             // Receiver reports measure the media path itself; prefer them.
             rtt: r.track_rtt.or(r.rtt),
             packets_in: r.packets_in,
@@ -314,6 +316,19 @@ mod tests {
         assert_eq!(finish(&mut t, Side::Down).unwrap().loss_out, Some(0.25));
         assert_eq!(h.rtt, Some(Duration::from_millis(60)));
         assert_eq!(h.packets_out, PerKind { audio: 25, video: 40 });
+    }
+
+    #[test]
+    fn transport_wide_feedback_measures_this_hop_only() {
+        let t0 = Instant::now();
+        let mut t = HealthTracker::new(t0);
+        let t1 = t0 + Duration::from_secs(1);
+        let mut s = peer_stats(t1, 0, 100_000, None);
+        s.egress_loss_fraction = Some(0.0);
+        t.peer_stats(&s);
+        // The receiver report counts gaps the publisher's uplink left in the stream.
+        t.egress(MediaKind::Video, &egress("0", t1, 90, Some(0.25), 20));
+        assert_eq!(finish(&mut t, Side::Down).unwrap().loss_out, Some(0.0));
     }
 
     #[test]

@@ -168,7 +168,7 @@ describe('dashboard: an impaired classroom stands out', () => {
     for (let i = 0; i < 6; i++) {
       const ta = tileOf(await dashboard(live.server), a.id);
       assert.deepEqual(networkTrouble(ta), [], `A: ${brief(ta)}`);
-      if (i === 5) console.log(`# A meanwhile: ${brief(ta)}`);
+      if (i === 5) console.log(`# A meanwhile: ${brief(ta)}\n# the teacher meanwhile: ${brief(tileOf(await dashboard(live.server), 'main'))}`);
       await sleep(500);
     }
     const pageA = await dash.evaluate(pageTile, a.id);

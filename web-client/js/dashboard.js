@@ -33,11 +33,12 @@ function saveKey(key) {
   } catch { /* private mode: key lives for this page only */ }
 }
 
-function setFeed(next, args) {
+function setFeed(next) {
   hook.state = next;
   const el = $('#feed');
   el.className = `status status-${next}`;
-  setText(el, `dash.feed.${next}`, args);
+  const age = state.last ? Math.max(0, Math.round((Date.now() - state.last.at_ms) / 1000)) : '–';
+  setText(el, `dash.feed.${next}`, next === 'lost' ? { secs: age } : undefined);
   $('#live-list').classList.toggle('stale', next === 'lost' || next === 'connecting');
 }
 
@@ -129,7 +130,7 @@ async function connect() {
   }
   if (state.abort !== abort) return;
   clearTimeout(state.watchdog);
-  setFeed('lost', { secs: state.last ? Math.round((Date.now() - state.last.at_ms) / 1000) : '-' });
+  setFeed('lost');
   state.retry = setTimeout(connect, state.backoff);
   state.backoff = Math.min(state.backoff * 2, BACKOFF_MAX_MS);
 }
