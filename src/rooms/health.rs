@@ -14,9 +14,11 @@
 //!   (client) are unknown, not zero: a connection that stopped reporting does not
 //!   keep its last bitrate.
 //! - Memory is bounded by the participants tracked: each keeps its connections'
-//!   latest health (dropped when the connection closes), its latest report (at most
-//!   `report::MAX_TRACKS` tracks) and one minute of freeze counts; `retain` drops
-//!   participants that left.
+//!   latest health (dropped when the connection closes or its shard restarts), its
+//!   latest report (at most `report::MAX_TRACKS` tracks) and one minute of freeze
+//!   counts. A participant is forgotten when it leaves (`forget`), when its class
+//!   closes (`forget_class`), when a picture no longer lists it (`retain`), and a
+//!   connection-only participant (a WHEP viewer) when its last connection closes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub struct Rules {
     pub freeze_recent: Duration,
     /// Freezes are counted over this window for display.
     pub freeze_window: Duration,
+    /// Freezes in a received stream's first moments are not counted (see `FreezeLog`).
+    pub freeze_startup: Duration,
     /// Received camera or board video below this rate degrades.
     pub min_fps: f64,
     /// Media sent by the participant that stops this long while connected degrades.
@@ -58,6 +62,7 @@ impl Default for Rules {
             max_rtt: Duration::from_millis(500),
             freeze_recent: Duration::from_secs(10),
             freeze_window: Duration::from_secs(60),
+            freeze_startup: Duration::from_secs(15),
             min_fps: 10.0,
             media_stall: Duration::from_secs(3),
             hold: Duration::from_secs(5),
@@ -135,29 +140,31 @@ struct Report {
 /// Freeze counts of the received tracks, as increments over the last window.
 #[derive(Debug, Default)]
 struct FreezeLog {
-    counts: HashMap<String, u64>,
+    /// Per track key: its last count and since when it counts (its first report).
+    counts: HashMap<String, (u64, Instant)>,
     events: VecDeque<(Instant, u64)>,
 }
 
 impl FreezeLog {
-    /// The counts of one report; the first count of a track is its baseline, a
-    /// count that went down is a new track (its whole count is new).
-    fn record(&mut self, at: Instant, tracks: &[TrackReport], window: Duration) {
+    /// The counts of one report. The first count of a track is its baseline, and a
+    /// count that went down is a new stream (the browser started over); freezes in
+    /// the first `startup` of a stream are not counted: the picture steps up in size
+    /// while the bandwidth estimate ramps up, and each step may stall a moment.
+    fn record(&mut self, at: Instant, tracks: &[TrackReport], rules: &Rules) {
         let mut counts = HashMap::new();
         for t in tracks {
             let Some(n) = t.freeze_count.map(|c| c as u64) else { continue };
-            let new = match self.counts.get(&t.key) {
-                Some(&before) if n >= before => n - before,
-                Some(_) => n,
-                None => 0,
+            let (new, began) = match self.counts.get(&t.key) {
+                Some(&(before, began)) if n >= before => (n - before, began),
+                _ => (0, at),
             };
-            if new > 0 {
+            if new > 0 && at.saturating_duration_since(began) >= rules.freeze_startup {
                 self.events.push_back((at, new));
             }
-            counts.insert(t.key.clone(), n);
+            counts.insert(t.key.clone(), (n, began));
         }
         self.counts = counts;
-        while self.events.front().is_some_and(|(t, _)| at.saturating_duration_since(*t) > window) {
+        while self.events.front().is_some_and(|(t, _)| at.saturating_duration_since(*t) > rules.freeze_window) {
             self.events.pop_front();
         }
     }
@@ -212,16 +219,47 @@ impl HealthBook {
     /// The connection is gone: its figures no longer count.
     pub fn peer_closed(&mut self, peer: PeerId) {
         let Some((class, participant)) = self.owners.remove(&peer) else { return };
-        if let Some(t) = self.classes.get_mut(&class).and_then(|m| m.get_mut(&*participant)) {
+        let Some(members) = self.classes.get_mut(&class) else { return };
+        if let Some(t) = members.get_mut(&*participant) {
             t.peers.remove(&peer);
+            if t.peers.is_empty() && t.report.is_none() {
+                members.remove(&*participant);
+            }
         }
+        if members.is_empty() {
+            self.classes.remove(&class);
+        }
+    }
+
+    /// The forwarding thread of these classes restarted: their connections are gone
+    /// without a close of their own.
+    pub fn rooms_reset(&mut self, rooms: &[RoomId]) {
+        self.owners.retain(|_, (class, _)| !rooms.contains(class));
+        for (_, members) in self.classes.iter_mut().filter(|(class, _)| rooms.contains(class)) {
+            members.values_mut().for_each(|t| t.peers.clear());
+        }
+    }
+
+    /// The participant left its class.
+    pub fn forget(&mut self, class: &str, participant: &str) {
+        if let Some(members) = self.classes.get_mut(class) {
+            members.remove(participant);
+            if members.is_empty() {
+                self.classes.remove(class);
+            }
+        }
+    }
+
+    /// The class closed.
+    pub fn forget_class(&mut self, class: &str) {
+        self.classes.remove(class);
     }
 
     /// A checked `receive_report` of a participant, received at `at`.
     pub fn report(&mut self, class: &RoomId, participant: &str, at: Instant, tracks: Vec<TrackReport>, rtt_ms: Option<f64>) {
-        let window = self.rules.freeze_window;
+        let rules = self.rules.clone();
         let t = self.tracked(class, participant, at);
-        t.freezes.record(at, &tracks, window);
+        t.freezes.record(at, &tracks, &rules);
         t.report = Some(Report { at, tracks, rtt_ms });
         self.evaluate(class, participant, at);
     }

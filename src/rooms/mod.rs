@@ -258,6 +258,7 @@ impl Rooms {
                 let _ = self.set_call_on(&s.class, None).await;
             }
             tracing::info!(class = %s.class.id, participant = %s.claims.sub, "left");
+            self.health.book().forget(&s.class.id, &s.claims.sub);
             let at_ms = crate::store::unix_now_ms();
             self.events.publish(ClassEvent::ClassroomLeft { class_id: s.class.id.to_string(), participant: s.claims.sub.clone(), at_ms });
         }
@@ -311,6 +312,7 @@ impl Rooms {
             return;
         }
         tracing::info!(class = %class_id, "class closed");
+        self.health.book().forget_class(class_id);
         self.events.publish(ClassEvent::ClassEnded { class_id: class_id.to_string(), reason: EndReason::Empty, at_ms: emptied_at_ms });
         if let Some(rec) = &self.recording {
             let _ = self.driver.set_recording(class_id.clone(), false).await;
@@ -322,6 +324,7 @@ impl Rooms {
     pub async fn delete_class(&self, id: &str) -> Result<bool, RoomError> {
         if let Some(class) = self.live.remove(id) {
             class.close_all("the class was deleted");
+            self.health.book().forget_class(id);
             self.events.publish(ClassEvent::ClassEnded { class_id: id.into(), reason: EndReason::Deleted, at_ms: crate::store::unix_now_ms() });
             if let Some(rec) = &self.recording {
                 rec.end(class.id.clone(), crate::store::unix_now_ms());
@@ -378,6 +381,7 @@ impl Rooms {
 
     /// The media of these rooms restarted: every session rejoins, WHIP/WHEP sessions end.
     async fn on_shard_reset(&self, rooms: &[RoomId]) {
+        self.health.book().rooms_reset(rooms);
         for room in rooms {
             if let Some(class) = self.live.get(room) {
                 class.close_all_with(4002, "media server restarted; rejoining");

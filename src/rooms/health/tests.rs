@@ -112,30 +112,40 @@ fn loss_at_the_threshold_is_not_degraded_and_unknown_loss_is_not_zero() {
 fn freezes_count_over_a_minute_and_a_recent_one_degrades() {
     let mut book = HealthBook::default();
     let t0 = Instant::now();
-    let mut t = healthy(&mut book, t0, 1);
-    // The first report is the baseline: freezes from before it are not counted.
-    book.report(&class(), "c1", t, vec![camera("main/camera", 25.0, 4.0)], None);
-    assert_eq!(book.evaluate(&class(), "c1", t).freezes_last_minute, 0);
-    t += 2 * S;
-    book.peer(sample(1, Side::Up, t, Some(0.0)));
-    book.peer(sample(2, Side::Down, t, Some(0.0)));
-    book.report(&class(), "c1", t, vec![camera("main/camera", 25.0, 6.0)], None);
+    let both = |book: &mut HealthBook, at: Instant, down_peer: u64| {
+        book.peer(sample(1, Side::Up, at, Some(0.0)));
+        book.peer(sample(down_peer, Side::Down, at, Some(0.0)));
+    };
+    // The first report is the baseline: freezes from before it are not counted; nor
+    // are those of the stream's first 15 s (the picture steps up in size).
+    both(&mut book, t0, 2);
+    book.report(&class(), "c1", t0, vec![camera("main/camera", 25.0, 4.0)], None);
+    let t = t0 + 10 * S;
+    both(&mut book, t, 2);
+    book.report(&class(), "c1", t, vec![camera("main/camera", 25.0, 5.0)], None);
+    let h = book.evaluate(&class(), "c1", t);
+    assert_eq!((h.freezes_last_minute, h.degraded), (0, false), "{h:?}");
+    let t = t0 + 20 * S;
+    both(&mut book, t, 2);
+    book.report(&class(), "c1", t, vec![camera("main/camera", 25.0, 7.0)], None);
     let h = book.evaluate(&class(), "c1", t);
     assert_eq!((h.freezes_last_minute, h.reasons.clone()), (2, vec![Reason::Freeze]));
-    // A new subscribe connection starts counting from zero again: its count is new.
+    // A new subscribe connection starts counting from zero: a new stream, with its own start.
     let t2 = t + 20 * S;
-    book.peer(sample(3, Side::Down, t2, Some(0.0)));
-    book.peer(sample(1, Side::Up, t2, Some(0.0)));
+    both(&mut book, t2, 3);
     book.report(&class(), "c1", t2, vec![camera("main/camera", 25.0, 1.0)], None);
-    assert_eq!(book.evaluate(&class(), "c1", t2).freezes_last_minute, 3);
-    // A minute later only the last one is still within the window.
-    let t3 = t + 65 * S;
-    book.peer(sample(3, Side::Down, t3, Some(0.0)));
-    book.peer(sample(1, Side::Up, t3, Some(0.0)));
-    book.report(&class(), "c1", t3, vec![camera("main/camera", 25.0, 1.0)], None);
+    let t3 = t2 + 16 * S;
+    both(&mut book, t3, 3);
+    book.report(&class(), "c1", t3, vec![camera("main/camera", 25.0, 2.0)], None);
     let h = book.evaluate(&class(), "c1", t3);
+    assert_eq!((h.freezes_last_minute, h.reasons.clone()), (3, vec![Reason::Freeze]));
+    // A minute after the first two, only the last one is within the window.
+    let t4 = t + 65 * S;
+    both(&mut book, t4, 3);
+    book.report(&class(), "c1", t4, vec![camera("main/camera", 25.0, 2.0)], None);
+    let h = book.evaluate(&class(), "c1", t4);
     assert_eq!(h.freezes_last_minute, 1);
-    assert!(!h.degraded, "the last freeze is 45 s old: {h:?}");
+    assert!(!h.degraded, "the last freeze is 29 s old: {h:?}");
 }
 
 #[test]
@@ -219,4 +229,36 @@ fn closed_connections_and_departed_members_are_forgotten() {
     book.retain(|_, p| p != "c1");
     assert!(book.classes.is_empty());
     assert!(!book.owners.contains_key(&PeerId(1)));
+}
+
+#[test]
+fn viewers_go_with_their_last_connection_and_members_when_they_leave() {
+    let mut book = HealthBook::default();
+    let t0 = Instant::now();
+    let mut viewer = sample(7, Side::Down, t0, Some(0.0));
+    viewer.participant = Arc::from("o1");
+    book.peer(viewer);
+    healthy(&mut book, t0, 1);
+    book.report(&class(), "c1", t0, vec![], None);
+    book.peer_closed(PeerId(7));
+    assert!(!book.classes[&class()].contains_key("o1"), "a WHEP viewer is forgotten with its connection");
+    book.peer_closed(PeerId(1));
+    book.peer_closed(PeerId(2));
+    assert!(book.classes[&class()].contains_key("c1"), "a member between reconnections keeps its history");
+    book.forget("k1", "c1");
+    assert!(book.classes.is_empty());
+    healthy(&mut book, t0, 1);
+    book.forget_class("k1");
+    assert!(book.classes.is_empty());
+}
+
+#[test]
+fn a_restarted_shard_takes_its_connections_figures_along() {
+    let mut book = HealthBook::default();
+    let t0 = Instant::now();
+    let t = healthy(&mut book, t0, 1);
+    book.rooms_reset(&[class()]);
+    assert!(book.owners.is_empty());
+    let h = book.evaluate(&class(), "c1", t);
+    assert!(!h.connected && h.bitrate_down_kbps == 0, "{h:?}");
 }
