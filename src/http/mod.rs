@@ -6,6 +6,7 @@
 
 mod admin;
 mod device;
+mod dashboard;
 mod district;
 mod error;
 mod metrics;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(session::routes())
                 .merge(device::routes())
                 .merge(webhooks::routes())
+                .merge(dashboard::routes())
                 .layer(axum::middleware::from_fn(session::cookie_requests_are_json)),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY))

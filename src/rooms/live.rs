@@ -304,6 +304,11 @@ impl LiveClasses {
         self.classes.len()
     }
 
+    /// Every live class (a snapshot: the map is not locked afterwards).
+    pub fn all(&self) -> Vec<Arc<LiveClass>> {
+        self.classes.iter().map(|c| c.value().clone()).collect()
+    }
+
     pub fn participant_count(&self) -> usize {
         self.classes.iter().map(|c| c.member_count()).sum()
     }

@@ -10,7 +10,9 @@
 //! - Nothing here touches a socket or a packet: media goes through `MediaDriver`.
 
 pub mod auth;
+pub mod dashboard;
 pub mod events;
+pub mod health;
 pub mod live;
 mod scheduled;
 mod whip;
@@ -93,6 +95,8 @@ pub struct Rooms {
     pub live: LiveClasses,
     /// Class events for webhooks and the dashboard.
     pub events: EventBus,
+    /// How each participant of a live class is doing (server and client views).
+    pub health: dashboard::Health,
     owners: DashMap<PeerId, Owner>,
     whips: DashMap<String, whip::WhipSession>,
     /// Sessions joined through a device link, by district classroom (to close on revoke).
@@ -119,6 +123,7 @@ impl Rooms {
             tokens,
             live: LiveClasses::default(),
             events: EventBus::default(),
+            health: dashboard::Health::default(),
             owners: DashMap::new(),
             whips: DashMap::new(),
             devices: DashMap::new(),
@@ -268,6 +273,7 @@ impl Rooms {
                 let _ = self.set_call_on(&s.class, None).await;
             }
             tracing::info!(class = %s.class.id, participant = %s.claims.sub, "left");
+            self.health.book().forget(&s.class.id, &s.claims.sub);
             let at_ms = crate::store::unix_now_ms();
             self.events.publish(ClassEvent::ClassroomLeft { class_id: s.class.id.to_string(), participant: s.claims.sub.clone(), at_ms });
         }
@@ -315,6 +321,7 @@ impl Rooms {
             return;
         }
         tracing::info!(class = %class_id, "class closed");
+        self.health.book().forget_class(class_id);
         self.events.publish(ClassEvent::ClassEnded { class_id: class_id.to_string(), reason: EndReason::Empty, at_ms: emptied_at_ms });
         if let Some(rec) = &self.recording {
             let _ = self.driver.set_recording(class_id.clone(), false).await;
@@ -326,6 +333,7 @@ impl Rooms {
     pub async fn delete_class(&self, id: &str) -> Result<bool, RoomError> {
         if let Some(class) = self.live.remove(id) {
             class.close_all("the class was deleted");
+            self.health.book().forget_class(id);
             self.events.publish(ClassEvent::ClassEnded { class_id: id.into(), reason: EndReason::Deleted, at_ms: crate::store::unix_now_ms() });
             if let Some(rec) = &self.recording {
                 rec.end(class.id.clone(), crate::store::unix_now_ms());
@@ -360,7 +368,11 @@ impl Rooms {
             }
             // Recording is wired to the recorder by the recording layer (not yet built).
             SfuEvent::PeerConnected { .. } | SfuEvent::TapStarted { .. } | SfuEvent::TapEnded { .. } => {}
-            SfuEvent::PeerClosed { peer, reason, .. } => self.on_peer_closed(peer, reason).await,
+            SfuEvent::PeerHealth(h) => self.health.book().peer(*h),
+            SfuEvent::PeerClosed { peer, reason, .. } => {
+                self.health.book().peer_closed(peer);
+                self.on_peer_closed(peer, reason).await
+            }
             SfuEvent::ShardReset { rooms } => self.on_shard_reset(&rooms).await,
         }
     }
@@ -378,6 +390,7 @@ impl Rooms {
 
     /// The media of these rooms restarted: every session rejoins, WHIP/WHEP sessions end.
     async fn on_shard_reset(&self, rooms: &[RoomId]) {
+        self.health.book().rooms_reset(rooms);
         for room in rooms {
             if let Some(class) = self.live.get(room) {
                 class.close_all_with(4002, "media server restarted; rejoining");

@@ -14,6 +14,7 @@
 
 pub mod civil;
 pub mod plan;
+pub mod today;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};

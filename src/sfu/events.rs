@@ -9,6 +9,7 @@ use std::time::Instant;
 use str0m::media::Direction;
 use str0m::{Event, IceConnectionState};
 
+use super::health::HealthTracker;
 use super::peer::PeerKind;
 use super::stats::SfuCounters;
 use super::{CloseReason, PeerId, Sfu, SfuEvent};
@@ -31,7 +32,22 @@ impl Sfu {
             Event::Connected => self.on_connected(id, now),
             Event::IceConnectionStateChange(state) => self.on_ice_state(id, state, now),
             Event::Closed => self.close_peer(id, CloseReason::Closed),
+            Event::PeerStats(s) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.health.peer_stats(&s);
+                }
+            }
+            Event::MediaIngressStats(s) => self.track_stats(id, s.mid, |h, kind| h.ingress(kind, &s)),
+            Event::MediaEgressStats(s) => self.track_stats(id, s.mid, |h, kind| h.egress(kind, &s)),
             _ => {}
+        }
+    }
+
+    /// A track's stats, folded into its connection's health (once a second per track).
+    fn track_stats(&mut self, id: PeerId, mid: str0m::media::Mid, f: impl FnOnce(&mut HealthTracker, str0m::media::MediaKind)) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if let Some(kind) = peer.rtc.media(mid).map(|m| m.kind()) {
+            f(&mut peer.health, kind);
         }
     }
 

@@ -19,6 +19,7 @@
 pub mod demux;
 mod events;
 pub mod forward;
+pub mod health;
 mod negotiate;
 pub mod peer;
 pub mod room;
@@ -101,6 +102,8 @@ pub enum SfuEvent {
     /// The forwarding thread restarted after a panic: every connection of these
     /// rooms is gone, their participants must rejoin.
     ShardReset { rooms: Vec<RoomId> },
+    /// A connection's health over the last stats interval (once a second each).
+    PeerHealth(Box<health::PeerHealth>),
     /// The connection is gone; forget its ufrag and addresses.
     PeerClosed { peer: PeerId, room: RoomId, ufrag: String, addrs: Vec<SocketAddr>, reason: CloseReason },
 }
@@ -322,7 +325,12 @@ impl Sfu {
             match peer.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
                     let old = std::mem::replace(&mut peer.next_timeout, t);
+                    let (side, connected) = (peer.side(), peer.is_connected());
+                    let health = peer.health.finish(id, &peer.room, &peer.participant, side, connected);
                     self.deadline_moved(old, t);
+                    if let Some(h) = health {
+                        self.events.push_back(SfuEvent::PeerHealth(Box::new(h)));
+                    }
                     return;
                 }
                 Ok(Output::Transmit(t)) => self.transmits.push_back(t),

@@ -151,6 +151,8 @@ pub struct Peer {
     /// Whether the layer above is ready for this subscriber's offers.
     pub offers_started: bool,
     pub pending_offer: Option<SdpPendingOffer>,
+    /// Folds str0m's stats events into one `PeerHealth` per interval.
+    pub health: super::health::HealthTracker,
 }
 
 impl Peer {
@@ -175,7 +177,21 @@ impl Peer {
             to_add: Vec::new(),
             offers_started: false,
             pending_offer: None,
+            health: super::health::HealthTracker::new(now),
         }
+    }
+
+    /// Which way this connection's media goes, seen from the participant.
+    pub fn side(&self) -> super::health::Side {
+        match self.kind {
+            PeerKind::Publisher => super::health::Side::Up,
+            PeerKind::Subscriber(_) => super::health::Side::Down,
+        }
+    }
+
+    /// Media can flow: DTLS is up and ICE is not disconnected.
+    pub fn is_connected(&self) -> bool {
+        self.connected && self.disconnected_at.is_none()
     }
 
     pub fn policy(&self) -> Option<&Policy> {
@@ -186,9 +202,15 @@ impl Peer {
     }
 }
 
-/// Build the `Rtc` for one peer: RTP mode, ICE-lite, forwarded codecs only.
+/// Build the `Rtc` for one peer: RTP mode, ICE-lite, forwarded codecs only, stats
+/// once per `STATS_INTERVAL` (for the dashboard; see `health`).
 pub fn build_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
-    let mut config = RtcConfig::new().set_rtp_mode(true).set_ice_lite(true).clear_codecs().enable_opus(true, false);
+    let mut config = RtcConfig::new()
+        .set_rtp_mode(true)
+        .set_ice_lite(true)
+        .set_stats_interval(Some(super::health::STATS_INTERVAL))
+        .clear_codecs()
+        .enable_opus(true, false);
     let codecs = config.codec_config();
     for (pt, rtx, profile_level_id) in [(127u8, 121u8, 0x42e01f), (125, 107, 0x42001f), (123, 119, 0x4d001f)] {
         codecs.add_h264(pt.into(), Some(rtx.into()), true, profile_level_id);

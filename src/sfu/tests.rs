@@ -299,3 +299,39 @@ fn recorded_video_gets_a_keyframe_every_interval() {
     net.run(600 * MS);
     assert_eq!(net.clients[teacher].keyframe_requests, before + 1, "one request once the keyframe is older than the interval");
 }
+
+#[test]
+fn every_connection_reports_its_health_once_a_second() {
+    use super::SfuEvent;
+    use super::health::{PeerHealth, Side};
+    let (mut net, mids, pubp, sub) = teacher_and_classroom();
+    net.events.clear();
+    net.send_video(0, mids[0], 1, 0, 60, true);
+    let healths = |net: &Net, peer: PeerId| -> Vec<PeerHealth> {
+        net.events.iter().filter_map(|e| match e {
+            SfuEvent::PeerHealth(h) if h.peer == peer => Some((**h).clone()),
+            _ => None,
+        }).collect()
+    };
+    let up = healths(&net, pubp);
+    let down = healths(&net, sub);
+    assert!((1..=3).contains(&up.len()), "about one report per second of the 2 s: {}", up.len());
+    let last_up = up.last().unwrap();
+    assert_eq!((last_up.side, &*last_up.participant, last_up.connected), (Side::Up, MAIN, true));
+    assert!(last_up.packets_in.video > 0 && last_up.bitrate_in > 0, "{last_up:?}");
+    assert_eq!(last_up.packets_in.audio, 0);
+    let last_down = down.last().unwrap();
+    assert_eq!((last_down.side, &*last_down.participant), (Side::Down, "c1"));
+    assert!(last_down.packets_out.video > 0 && last_down.bitrate_out > 0, "{last_down:?}");
+    assert!(last_down.last_out.video.is_some());
+
+    // The teacher stops sending: the next reports show no video arriving since
+    // (arrival is known to the stats interval).
+    let stopped_at = net.now;
+    net.events.clear();
+    net.run(2500 * MS);
+    let h = healths(&net, pubp).last().cloned().unwrap();
+    assert_eq!(h.packets_in.video, 0);
+    assert!(h.last_in.video.is_some_and(|t| t <= stopped_at + 1000 * MS), "{h:?}");
+    assert!(h.at >= stopped_at + 1000 * MS);
+}

@@ -2,4 +2,5 @@
 //! The HTTP/WebSocket framing lives in `crate::http`.
 
 pub mod protocol;
+pub mod report;
 pub mod session;

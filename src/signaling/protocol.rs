@@ -5,7 +5,9 @@
 //!   unknown fields are rejected (the connection is closed with a reason).
 //! - The protocol is versioned by `PROTOCOL_VERSION`, sent by the client in
 //!   `join.v` and echoed by the server in `joined.v`. New behaviour gets a new
-//!   variant; existing variants never change meaning.
+//!   variant; existing variants never change meaning, so a client speaking any
+//!   version from `MIN_PROTOCOL_VERSION` on is served (it just never sends the
+//!   variants added after its version).
 //! - Two peer connections per participant: the *publish* connection is always
 //!   offered by the client, the *subscribe* connection is always offered by
 //!   the server. Offers therefore never collide (no glare).
@@ -14,8 +16,14 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::report::TrackReport;
+
 /// Version of this protocol. Bumped only when a variant is added.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: `receive_report`.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The oldest version still served (version 1 lacks only `receive_report`).
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
 
 /// Largest accepted text message, in bytes (an SDP offer with four m-lines is ~6 KiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -120,6 +128,10 @@ pub enum ClientMsg {
     Leave {},
     /// Keep-alive; answered with `pong`.
     Ping {},
+    /// Since version 2, every 2 s: how the client receives (per received track, and the
+    /// round-trip time of its subscribe connection), for the dashboard. Not answered;
+    /// a report with a value out of bounds is refused with `error` (`bad_message`).
+    ReceiveReport { tracks: Vec<TrackReport>, rtt_ms: Option<f64> },
 }
 
 /// A participant as others see it.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::rooms::live::OutTx;
 use crate::rooms::{Joined, RoomError, Rooms};
-use crate::signaling::protocol::{ClientMsg, ErrorCode, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ServerMsg};
+use crate::signaling::protocol::{ClientMsg, ErrorCode, MAX_MESSAGE_BYTES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ServerMsg};
 
 /// How a session must end: WebSocket close code and reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +64,8 @@ impl Session {
         let ClientMsg::Join { v, token } = msg else {
             return Err(Close::new(CLOSE_POLICY, "the first message must be join"));
         };
-        if v != PROTOCOL_VERSION {
-            let message = format!("protocol version {v} is not supported; this server speaks {PROTOCOL_VERSION}");
+        if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&v) {
+            let message = format!("protocol version {v} is not supported; this server speaks {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}");
             return Err(self.refuse(ErrorCode::UnsupportedVersion, message, 4400));
         }
         let (claims, class) = match self.rooms.authenticate(&token) {
@@ -94,6 +94,7 @@ impl Session {
             ClientMsg::RaiseHand { raised } => rooms.raise_hand(j, raised),
             ClientMsg::CallOn { participant } => rooms.call_on(j, participant).await,
             ClientMsg::SetRecording { on } => rooms.set_recording(j, on).await,
+            ClientMsg::ReceiveReport { tracks, rtt_ms } => rooms.receive_report(j, tracks, rtt_ms),
             ClientMsg::Leave {} => return Err(Close::new(CLOSE_NORMAL, "left the class")),
             ClientMsg::Ping {} => {
                 self.tx.send(ServerMsg::Pong);

@@ -318,6 +318,7 @@ impl Store {
         })
     }
 
+    /// The classes owned by timetable periods: (period id, class id).
     pub fn classroom(&self, class_id: &str, id: &str) -> Result<Option<ClassroomRow>, StoreError> {
         self.with(|c| {
             c.query_row(

@@ -56,6 +56,27 @@ impl Store {
         })
     }
 
+    /// Every scheduled class, as (period id, class id).
+    pub fn period_classes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT period_id, id FROM classes WHERE period_id IS NOT NULL")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
+    /// The listening classrooms a class expects, as (identity, name): its period's
+    /// listening classrooms for a scheduled class, else the classrooms added to it.
+    pub fn expected_classrooms(&self, class_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT r.id, r.name FROM classes k JOIN timetable_listeners l ON l.entry_id = k.period_id JOIN rooms r ON r.id = l.room_id
+                 WHERE k.id = ?1
+                 UNION ALL SELECT id, name FROM classrooms WHERE class_id = ?1",
+            )?;
+            st.query_map([class_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
     /// Record that a session opened; returns false if this (period, date) already had one.
     pub fn open_session(&self, s: &ClassSession) -> Result<bool, StoreError> {
         self.with(|c| {
@@ -142,7 +163,11 @@ mod tests {
         assert_eq!(b.id, a.id, "one class per period");
         let stored = s.class(&a.id).unwrap().unwrap();
         assert_eq!((stored.title.as_str(), stored.record), ("数学（复习）", false), "follows its period");
-        assert_ne!(s.period_class("p2", "语文", "", true).unwrap().id, a.id);
+        let c = s.period_class("p2", "语文", "", true).unwrap();
+        assert_ne!(c.id, a.id);
+        let mut classes = s.period_classes().unwrap();
+        classes.sort();
+        assert_eq!(classes, [("p1".to_string(), a.id.clone()), ("p2".to_string(), c.id)]);
     }
 
     #[test]

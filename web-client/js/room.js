@@ -7,11 +7,13 @@
 // Hook contract: joined, id, role, callOnId, hands, firstFrameMs, log, state,
 // classTitle, recording, tracks(), stats(), publishStats(), setCallOn(id|null),
 // setRecording(bool), stopSending() (tests: close the publish connection, returns Date.now()),
-// raiseHand(bool). `callOn` is the call-on *function* on the teacher page
+// raiseHand(bool), receiveReport() (the last receive_report sent, or null),
+// mediaPorts() (local UDP ports of the publish and subscribe connections' selected pairs). `callOn` is the call-on *function* on the teacher page
 // (the only role allowed to call on) and the current called-on id elsewhere.
 
 import { Signaling, tokenFromLocation, peekToken } from './signaling.js';
 import { PublishSession, SubscribeSession } from './session.js';
+import { ReceiveReporter, selectedPair } from './report.js';
 
 const PAGE_OF_ROLE = { main: 'teacher.html', classroom: 'classroom.html', observer: 'observer.html' };
 const DEAD_MEDIA_MS = 8_000;
@@ -53,6 +55,8 @@ export class Room extends EventTarget {
     this.live = new Set();
     this.deadTimers = new Map();
     this.revert = null;
+    this.serverVersion = null;
+    this.reporter = new ReceiveReporter(this);
     this.hook = this.makeHook();
     this.wire();
   }
@@ -66,6 +70,7 @@ export class Room extends EventTarget {
       return this.fatal('err.wrongPage', { role }, url);
     }
     this.signaling.connect();
+    this.reporter.start();
     addEventListener('pagehide', () => this.signaling.leave());
     addEventListener('pageshow', (ev) => { if (ev.persisted) location.reload(); });
     addEventListener('hashchange', () => location.reload());
@@ -111,6 +116,7 @@ export class Room extends EventTarget {
 
   onJoined(msg) {
     tellKiosk('joined');
+    this.serverVersion = msg.v;
     this.me = msg.you;
     this.classId = msg.class_id;
     this.classTitle = msg.class_title;
@@ -259,6 +265,15 @@ export class Room extends EventTarget {
     return this.live.has(key);
   }
 
+  /** Whether a received track carries media now (spotlight: while another classroom is called on). */
+  isReceiving(key) {
+    const cut = key.lastIndexOf('/');
+    const owner = key.slice(0, cut);
+    if (owner !== 'spotlight') return this.live.has(key);
+    const id = this.callOnId;
+    return id != null && id !== this.me?.id && this.live.has(`${id}/${key.slice(cut + 1)}`);
+  }
+
   handsObject() {
     const out = {};
     for (const [id, p] of this.participants) out[id] = !!p.hand_raised;
@@ -291,6 +306,8 @@ export class Room extends EventTarget {
       setCallOn: (id) => room.setCallOn(id),
       raiseHand: (raised) => room.raiseHand(raised),
       setRecording: (on) => room.setRecording(on),
+      receiveReport: () => room.reporter.last,
+      mediaPorts: async () => ({ publish: await localPort(room.publish?.pc), subscribe: await localPort(room.subscribe.pc) }),
       // Tests: stop sending media now (closes the publish connection); returns when.
       stopSending: () => { room.publish?.closePc(); return Date.now(); },
     };
@@ -316,4 +333,10 @@ export class Room extends EventTarget {
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+/** The local UDP port of a connection's selected candidate pair, or null. */
+async function localPort(pc) {
+  if (!pc) return null;
+  return selectedPair(await pc.getStats())?.local?.port ?? null;
 }

@@ -4,7 +4,8 @@
 // (0.5 s doubling to 5 s) until a fatal error. Messages are dispatched as
 // DOM events named after their `type`; connection changes as `state` events.
 
-export const PROTOCOL_VERSION = 1;
+// 2: the client may send `receive_report`.
+export const PROTOCOL_VERSION = 2;
 
 const PING_INTERVAL_MS = 10_000;
 const PONG_TIMEOUT_MS = 5_000;
