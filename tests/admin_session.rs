@@ -5,64 +5,17 @@
 //! admin key keeps working throughout.
 
 use std::io::Write;
-use std::net::{IpAddr, TcpListener, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::process::{Command, Output, Stdio};
 
 use reqwest::header::{CONTENT_TYPE, COOKIE, RETRY_AFTER, SET_COOKIE};
 use serde_json::{Value, json};
 
+mod common;
+use common::Server;
+
 const KEY: &str = "admin-session-test-key";
 const PW: &str = "a long enough password";
-
-/// A running server; killed and its data directory removed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    dir: PathBuf,
-    http: reqwest::Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_ports() -> (u16, u16) {
-    let tcp = TcpListener::bind("127.0.0.1:0").expect("a free TCP port");
-    let udp = UdpSocket::bind("127.0.0.1:0").expect("a free UDP port");
-    (tcp.local_addr().expect("bound").port(), udp.local_addr().expect("bound").port())
-}
-
-async fn start(name: &str) -> Server {
-    let (http_port, media_port) = free_ports();
-    let dir = std::env::temp_dir().join(format!("classcast-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let child = Command::new(env!("CARGO_BIN_EXE_classcast"))
-        .args(["serve", "--http", &format!("127.0.0.1:{http_port}"), "--media-port", &media_port.to_string()])
-        .args(["--advertise", "127.0.0.1", "--workers", "1", "--auto-export", "false", "--admin-key", KEY])
-        .arg("--data-dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("the classcast binary starts");
-    let server = Server { child, base: format!("http://127.0.0.1:{http_port}"), dir, http: reqwest::Client::new() };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = server.http.get(format!("{}/healthz", server.base)).send().await
-            && r.status().is_success()
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server did not become healthy within 30 s");
-}
 
 /// `classcast admin add-user` on the server's data directory; the password from the
 /// environment (`Some`) or standard input (`None`, then `stdin` is written).
@@ -140,7 +93,7 @@ use reqwest::Method as M;
 
 #[tokio::test]
 async fn a_cli_account_signs_in_and_its_cookie_opens_the_admin_api_until_sign_out() {
-    let s = start("admin-session").await;
+    let s = Server::start("admin-session", KEY, &[]).await;
     let made = add_user(&s, "alice", Some(PW), "");
     assert!(made.status.success(), "add-user: {}", String::from_utf8_lossy(&made.stderr));
     assert!(String::from_utf8_lossy(&made.stdout).contains("alice"), "it says what it made");
@@ -196,7 +149,7 @@ async fn a_cli_account_signs_in_and_its_cookie_opens_the_admin_api_until_sign_ou
 
 #[tokio::test]
 async fn wrong_credentials_get_one_401_and_guessing_is_throttled() {
-    let s = start("admin-throttle").await;
+    let s = Server::start("admin-throttle", KEY, &[]).await;
     assert!(add_user(&s, "alice", Some(PW), "").status.success());
     let from = |last: u8| client_from([127, 0, 0, last]);
 
@@ -230,7 +183,7 @@ async fn wrong_credentials_get_one_401_and_guessing_is_throttled() {
 
 #[tokio::test]
 async fn admin_accounts_are_managed_over_the_api() {
-    let s = start("admin-accounts").await;
+    let s = Server::start("admin-accounts", KEY, &[]).await;
     assert!(add_user(&s, "alice", Some(PW), "").status.success());
     let alice = s.sign_in("alice", PW).await;
     let unauth = send(s.http.post(s.url("/admins")).json(&json!({"username": "x", "password": PW}))).await;

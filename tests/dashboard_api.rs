@@ -3,59 +3,16 @@
 //! classroom's report on its tile and in the metrics, out-of-bounds reports refused
 //! (the session goes on), protocol versions 1 and 2 served, and the event stream.
 
-use std::net::{TcpListener, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+mod common;
+use common::Server;
+
 const KEY: &str = "dashboard-test-admin-key";
-
-/// A running server; killed and its data directory removed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    dir: PathBuf,
-    http: reqwest::Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn start(name: &str) -> Server {
-    let tcp = TcpListener::bind("127.0.0.1:0").expect("a free TCP port");
-    let udp = UdpSocket::bind("127.0.0.1:0").expect("a free UDP port");
-    let (http_port, media_port) = (tcp.local_addr().expect("bound").port(), udp.local_addr().expect("bound").port());
-    drop((tcp, udp));
-    let dir = std::env::temp_dir().join(format!("classcast-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let child = Command::new(env!("CARGO_BIN_EXE_classcast"))
-        .args(["serve", "--http", &format!("127.0.0.1:{http_port}"), "--media-port", &media_port.to_string()])
-        .args(["--advertise", "127.0.0.1", "--workers", "1", "--auto-export", "false", "--admin-key", KEY])
-        .arg("--data-dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("the classcast binary starts");
-    let server = Server { child, base: format!("http://127.0.0.1:{http_port}"), dir, http: reqwest::Client::new() };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if server.http.get(format!("{}/healthz", server.base)).send().await.is_ok_and(|r| r.status().is_success()) {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server did not become healthy within 30 s");
-}
 
 impl Server {
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -123,7 +80,7 @@ fn report(fps: f64) -> Value {
 
 #[tokio::test]
 async fn the_dashboard_is_admin_only_and_lists_todays_periods() {
-    let s = start("dashboard-today").await;
+    let s = Server::start("dashboard-today", KEY, &[]).await;
     for path in ["/api/dashboard", "/api/dashboard/events"] {
         let resp = s.http.get(format!("{}{path}", s.base)).send().await.expect("the server answers");
         assert_eq!(resp.status().as_u16(), 401, "{path} without the key");
@@ -171,7 +128,7 @@ async fn the_dashboard_is_admin_only_and_lists_todays_periods() {
 
 #[tokio::test]
 async fn a_classroom_report_reaches_its_tile_and_the_metrics_and_bad_ones_are_refused() {
-    let s = start("dashboard-report").await;
+    let s = Server::start("dashboard-report", KEY, &[]).await;
     let (class, rid, token) = class_with_classroom(&s).await;
     let (_, refused) = s.join(&token, 3).await;
     assert_eq!((&refused["type"], &refused["code"]), (&json!("error"), &json!("unsupported_version")));
@@ -214,7 +171,7 @@ async fn a_classroom_report_reaches_its_tile_and_the_metrics_and_bad_ones_are_re
 
 #[tokio::test]
 async fn the_event_stream_sends_a_snapshot_every_second() {
-    let s = start("dashboard-events").await;
+    let s = Server::start("dashboard-events", KEY, &[]).await;
     let mut resp = s.http.get(format!("{}/api/dashboard/events", s.base)).bearer_auth(KEY).send().await.expect("the server answers");
     assert_eq!(resp.status().as_u16(), 200);
     let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();

@@ -3,67 +3,13 @@
 //! times and unknown references each get 422 naming the field, and a refused
 //! request saves nothing (no row, no audit entry).
 
-use std::net::{TcpListener, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod common;
+use common::Server;
+
 const KEY: &str = "district-test-admin-key";
-
-/// A running server; killed and its data directory removed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    dir: PathBuf,
-    http: reqwest::Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_ports() -> (u16, u16) {
-    let tcp = TcpListener::bind("127.0.0.1:0").expect("a free TCP port");
-    let udp = UdpSocket::bind("127.0.0.1:0").expect("a free UDP port");
-    (tcp.local_addr().expect("bound").port(), udp.local_addr().expect("bound").port())
-}
-
-async fn start(name: &str) -> Server {
-    let (http_port, media_port) = free_ports();
-    let dir = std::env::temp_dir().join(format!("classcast-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let child = Command::new(env!("CARGO_BIN_EXE_classcast"))
-        .args(["serve", "--http", &format!("127.0.0.1:{http_port}"), "--media-port", &media_port.to_string()])
-        .args(["--advertise", "127.0.0.1", "--workers", "1", "--auto-export", "false", "--admin-key", KEY])
-        .arg("--data-dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("the classcast binary starts");
-    let server = Server { child, base: format!("http://127.0.0.1:{http_port}"), dir, http: reqwest::Client::new() };
-    wait_healthy(&server).await;
-    server
-}
-
-async fn wait_healthy(s: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = s.http.get(format!("{}/healthz", s.base)).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server did not become healthy within 30 s");
-}
 
 impl Server {
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<String>) -> (u16, Value) {
@@ -152,7 +98,7 @@ fn period(ids: &Ids, weekday: i64, start: &str, end: &str, main: &str, listening
 
 #[tokio::test]
 async fn refused_requests_name_the_field_and_save_nothing() {
-    let s = start("district-validation").await;
+    let s = Server::start("district-validation", KEY, &[]).await;
     let ids = setup(&s).await;
     s.create("/timetable", period(&ids, 1, "08:00", "08:45", &ids.main1, &[&ids.l1])).await;
     let before = s.counts().await;
@@ -184,7 +130,7 @@ async fn refused_requests_name_the_field_and_save_nothing() {
 
 #[tokio::test]
 async fn malformed_bodies_and_missing_credentials_are_refused() {
-    let s = start("district-framing").await;
+    let s = Server::start("district-framing", KEY, &[]).await;
     let ids = setup(&s).await;
     let before = s.counts().await;
     let mut extra = period(&ids, 1, "08:00", "08:45", &ids.main1, &[]);
@@ -202,7 +148,7 @@ async fn malformed_bodies_and_missing_credentials_are_refused() {
 
 #[tokio::test]
 async fn district_crud_round_trip_with_audit() {
-    let s = start("district-crud").await;
+    let s = Server::start("district-crud", KEY, &[]).await;
     let ids = setup(&s).await;
     let school = s.get(&format!("/rooms/{}", ids.l1)).await["school_id"].as_str().expect("school").to_string();
     let (status, room) = s.post("/rooms", json!({"school_id": school, "name": "Kiosk", "kind": "listening"})).await;

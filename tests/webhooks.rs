@@ -6,9 +6,6 @@
 //! every attempt.
 
 use std::collections::HashSet;
-use std::net::{TcpListener, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,85 +18,23 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio_tungstenite::tungstenite::Message;
 
+mod common;
+use common::Server;
+
 const KEY: &str = "webhooks-test-admin-key";
 const RETRY_BASE_MS: u64 = 200;
 const EVENTS: [&str; 5] = ["class_started", "classroom_joined", "classroom_left", "class_ended", "recording_ready"];
 
 // The server under test.
 
-/// A running server; killed and its data directory removed on drop.
-struct Server {
-    child: Child,
-    http_port: u16,
-    media_port: u16,
-    dir: PathBuf,
-    http: reqwest::Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
+/// A free TCP port on 127.0.0.1 (for a receiver started later).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("a free TCP port").local_addr().expect("bound").port()
-}
-
-fn spawn(http_port: u16, media_port: u16, dir: &PathBuf) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_classcast"))
-        .args(["serve", "--http", &format!("127.0.0.1:{http_port}"), "--media-port", &media_port.to_string()])
-        .args(["--advertise", "127.0.0.1", "--workers", "1", "--auto-export", "false", "--admin-key", KEY])
-        .args(["--empty-grace-secs", "1", "--webhook-retry-base-ms", &RETRY_BASE_MS.to_string()])
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("the classcast binary starts")
-}
-
-async fn start() -> Server {
-    let http_port = free_port();
-    let media_port = UdpSocket::bind("127.0.0.1:0").expect("a free UDP port").local_addr().expect("bound").port();
-    let dir = std::env::temp_dir().join(format!("classcast-webhooks-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let child = spawn(http_port, media_port, &dir);
-    let server = Server { child, http_port, media_port, dir, http: reqwest::Client::new() };
-    server.wait_healthy().await;
-    server
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free TCP port").local_addr().expect("bound").port()
 }
 
 impl Server {
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
-    }
-
-    async fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(r) = self.http.get(format!("{}/healthz", self.base())).send().await
-                && r.status().is_success()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the server did not become healthy within 30 s");
-    }
-
-    /// Kills the server (no graceful shutdown) and starts it again on the same data.
-    async fn restart(&mut self) {
-        self.child.kill().expect("the server runs");
-        self.child.wait().expect("it exits");
-        self.child = spawn(self.http_port, self.media_port, &self.dir);
-        self.wait_healthy().await;
-    }
-
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>, key: Option<&str>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}/api{path}", self.base()));
+        let mut req = self.http.request(method, format!("{}/api{path}", self.base));
         if let Some(k) = key {
             req = req.bearer_auth(k);
         }
@@ -235,7 +170,8 @@ async fn wait_for<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_signed_retried_and_logged() {
-    let mut server = start().await;
+    let retry_base = RETRY_BASE_MS.to_string();
+    let mut server = Server::start("webhooks", KEY, &["--empty-grace-secs", "1", "--webhook-retry-base-ms", &retry_base]).await;
     refusals(&server).await;
     let slow_port = black_hole().await;
     let (slow, _) = server.hook(json!({ "url": format!("http://127.0.0.1:{slow_port}/hook"), "events": ["*"] })).await;
