@@ -148,12 +148,7 @@ impl HealthTracker {
     pub fn ingress(&mut self, kind: MediaKind, s: &MediaIngressStats) {
         let Some(round) = self.round.as_mut() else { return };
         let n = delta(&mut self.packets_in, s.mid, s.packets);
-        *round.packets_in.get_mut(kind) += n;
-        if n > 0 {
-            *self.last_in.get_mut(kind) = Some(round.at);
-        }
-        let reported = round.reported_in.get_mut(kind);
-        *reported = worst(*reported, s.loss);
+        tally(kind, n, s.loss, round.at, (&mut round.packets_in, &mut self.last_in, &mut round.reported_in));
         round.track_rtt = round.track_rtt.max(s.rtt);
     }
 
@@ -161,12 +156,7 @@ impl HealthTracker {
     pub fn egress(&mut self, kind: MediaKind, s: &MediaEgressStats) {
         let Some(round) = self.round.as_mut() else { return };
         let n = delta(&mut self.packets_out, s.mid, s.packets);
-        *round.packets_out.get_mut(kind) += n;
-        if n > 0 {
-            *self.last_out.get_mut(kind) = Some(round.at);
-        }
-        let reported = round.reported_out.get_mut(kind);
-        *reported = worst(*reported, s.loss);
+        tally(kind, n, s.loss, round.at, (&mut round.packets_out, &mut self.last_out, &mut round.reported_out));
         round.track_rtt = round.track_rtt.max(s.rtt);
     }
 
@@ -200,6 +190,18 @@ impl HealthTracker {
 fn delta(seen: &mut HashMap<Mid, u64>, mid: Mid, now: u64) -> u64 {
     let before = seen.insert(mid, now).unwrap_or(0);
     if now >= before { now - before } else { now }
+}
+
+/// One track's round into a direction's figures: its new packets, when media last
+/// moved (this round, if any did), and the worst loss reported so far.
+fn tally(kind: MediaKind, n: u64, loss: Option<f32>, at: Instant, into: (&mut PerKind<u64>, &mut PerKind<Option<Instant>>, &mut PerKind<Option<f32>>)) {
+    let (packets, last, reported) = into;
+    *packets.get_mut(kind) += n;
+    if n > 0 {
+        *last.get_mut(kind) = Some(at);
+    }
+    let r = reported.get_mut(kind);
+    *r = worst(*r, loss);
 }
 
 fn worst(a: Option<f32>, b: Option<f32>) -> Option<f32> {

@@ -16,7 +16,7 @@
 //   session ended (or the key is wrong) and returns to the sign-in screen.
 
 import { initI18n, lang, onLangChange, setText, t } from './i18n.js';
-import { $, h, notify } from './ui.js';
+import { $, h, loadAdminKey, notify, saveAdminKey } from './ui.js';
 
 const SECTIONS = [
   './admin/classes.js',
@@ -30,7 +30,6 @@ const SECTIONS = [
   './admin-webhooks.js',
 ];
 
-const KEY_STORE = 'classcast.adminKey';
 const auth = { mode: null, key: '', user: null };
 const tabs = { list: [], active: null };
 
@@ -43,17 +42,6 @@ export class ApiError extends Error {
     this.reason = body?.reason;
     this.retryAfter = retryAfter;
   }
-}
-
-function loadKey() {
-  try { return localStorage.getItem(KEY_STORE) || ''; } catch { return ''; }
-}
-
-function saveKey(key) {
-  try {
-    if (key) localStorage.setItem(KEY_STORE, key);
-    else localStorage.removeItem(KEY_STORE);
-  } catch { /* private mode: the key lives for this page only */ }
 }
 
 /** One API request, without the sign-in bookkeeping. */
@@ -119,7 +107,7 @@ function showSignIn(messageKey, useKey = auth.mode === 'key') {
 function signedOut(messageKey) {
   if (auth.mode === 'key') {
     auth.key = '';
-    saveKey('');
+    saveAdminKey('');
   }
   showSignIn(messageKey);
 }
@@ -159,7 +147,7 @@ async function useKey(ev) {
   auth.mode = 'key';
   auth.key = $('#admin-key').value.trim();
   if (await keyWorks()) {
-    saveKey(auth.key);
+    saveAdminKey(auth.key);
     enter('key', null);
   } else {
     showSignIn('admin.badKey', true);
@@ -253,13 +241,13 @@ async function main() {
   $('#btn-signout').addEventListener('click', signOut);
   onLangChange(() => { document.title = t('title.admin'); });
   await loadSections();
-  auth.key = loadKey();
+  auth.key = loadAdminKey();
   if (auth.key) {
     auth.mode = 'key';
     if (await keyWorks()) return enter('key', null);
     auth.mode = null;
     auth.key = '';
-    saveKey('');
+    saveAdminKey('');
   }
   try {
     const me = await request('GET', '/api/session');

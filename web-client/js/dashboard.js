@@ -10,7 +10,7 @@
 // Each tile carries data-classroom, data-class, data-degraded and data-reasons.
 
 import { initI18n, onLangChange, setText, t } from './i18n.js';
-import { $, h, roleLabel } from './ui.js';
+import { $, h, loadAdminKey, roleLabel, saveAdminKey } from './ui.js';
 
 /** A refused or failed request to the dashboard stream: HTTP status and the server's error code. */
 class ApiError extends Error {
@@ -21,7 +21,6 @@ class ApiError extends Error {
   }
 }
 
-const KEY_STORE = 'classcast.adminKey';
 const STALL_MS = 5_000;
 const BACKOFF_MIN_MS = 1_000;
 const BACKOFF_MAX_MS = 10_000;
@@ -29,17 +28,6 @@ const BACKOFF_MAX_MS = 10_000;
 const state = { key: '', last: null, abort: null, backoff: BACKOFF_MIN_MS, retry: 0, watchdog: 0 };
 const hook = { state: 'idle', updates: 0, last: null };
 window.__dashboard = hook;
-
-function loadKey() {
-  try { return localStorage.getItem(KEY_STORE) || ''; } catch { return ''; }
-}
-
-function saveKey(key) {
-  try {
-    if (key) localStorage.setItem(KEY_STORE, key);
-    else localStorage.removeItem(KEY_STORE);
-  } catch { /* private mode: key lives for this page only */ }
-}
 
 function setFeed(next) {
   hook.state = next;
@@ -234,13 +222,13 @@ function bindForms() {
   $('#key-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     state.key = $('#admin-key').value.trim();
-    saveKey(state.key);
+    saveAdminKey(state.key);
     renderKeyState();
     connect();
   });
   $('#btn-forget').addEventListener('click', () => {
     state.key = '';
-    saveKey('');
+    saveAdminKey('');
     $('#admin-key').value = '';
     stop();
     state.last = null;
@@ -252,7 +240,7 @@ function bindForms() {
 
 function main() {
   initI18n();
-  state.key = loadKey();
+  state.key = loadAdminKey();
   $('#admin-key').value = state.key;
   bindForms();
   renderKeyState();

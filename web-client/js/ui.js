@@ -114,3 +114,18 @@ export function unlockSound(view) {
   view.blockedAudio.clear();
   $('#sound-unlock').hidden = true;
 }
+
+const ADMIN_KEY_STORE = 'classcast.adminKey';
+
+/** The admin key this browser keeps (admin and dashboard pages), or ''. */
+export function loadAdminKey() {
+  try { return localStorage.getItem(ADMIN_KEY_STORE) || ''; } catch { return ''; }
+}
+
+/** Keep (or, with '', forget) the admin key. */
+export function saveAdminKey(key) {
+  try {
+    if (key) localStorage.setItem(ADMIN_KEY_STORE, key);
+    else localStorage.removeItem(ADMIN_KEY_STORE);
+  } catch { /* private mode: the key lives for this page only */ }
+}
