@@ -70,7 +70,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
     tracing::info!(http = %config.http, media = %rooms.driver.local_addr(), workers = config.workers, "classcast listening");
     classcast::http::welcome::print(&config, &rooms)?;
-    let state = AppState { rooms, replay, exports, config: Arc::new(config), started: Instant::now(), schedule };
+    let state = AppState { rooms, replay, exports, config: Arc::new(config), started: Instant::now(), schedule, calendars: Default::default() };
     // The peer address feeds the sign-in throttle (per client).
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;

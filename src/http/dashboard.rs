@@ -36,7 +36,8 @@ struct Dashboard {
 
 fn dashboard(s: &AppState) -> Result<Dashboard, ApiError> {
     let at_ms = s.schedule.now_ms();
-    let (date, today) = crate::schedule::today::today(&s.rooms, at_ms)?;
+    let cal = s.calendars.get(&s.rooms.store)?;
+    let (date, today) = crate::schedule::today::today(&s.rooms, &cal, at_ms)?;
     Ok(Dashboard { at_ms, date, today, classes: s.rooms.live_health(Instant::now()) })
 }
 

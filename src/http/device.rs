@@ -73,7 +73,7 @@ async fn device_state(State(s): State<AppState>, h: HeaderMap) -> Result<Json<De
     let room = device_room(&s, &h)?;
     let store = &s.rooms.store;
     let now_ms = s.schedule.now_ms();
-    let cal = crate::schedule::calendar(store)?;
+    let cal = s.calendars.get(store)?;
     let session = store.open_sessions().map_err(crate::rooms::RoomError::from)?.into_iter().find(|x| in_session_for(&s, &cal, x, &room));
     let after = session.as_ref().map_or(now_ms, |x| x.closes_at_ms);
     let next = cal.next_for_room(&room.id, after, &crate::schedule::local_offset).map(upcoming);

@@ -42,6 +42,8 @@ pub struct AppState {
     pub started: Instant,
     /// The timetable's clock (kiosk screens count down on it).
     pub schedule: crate::schedule::ScheduleClock,
+    /// The timetable for frequent readers (screens, dashboard), re-read every 2 s at most.
+    pub calendars: crate::schedule::CalendarCache,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -16,9 +16,9 @@ pub mod civil;
 pub mod plan;
 pub mod today;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::rooms::Rooms;
 use crate::store::{ClassSession, DistrictError, SessionState, Store, unix_now_ms};
@@ -60,6 +60,30 @@ pub fn local_offset(unix_secs: i64) -> i64 {
 /// The calendar as the store has it now.
 pub fn calendar(store: &Store) -> Result<Calendar, DistrictError> {
     Ok(Calendar::new(&store.terms()?, &store.timetable(None)?))
+}
+
+/// How long a cached calendar serves readers (kiosk screens poll every few seconds).
+pub const CALENDAR_TTL: Duration = Duration::from_secs(2);
+
+/// The calendar for readers that ask often (the device API, the dashboard): read from
+/// the store at most once per `CALENDAR_TTL`, so hundreds of screens cost one read.
+/// The scheduler itself reads the store on every tick.
+#[derive(Debug, Clone, Default)]
+pub struct CalendarCache {
+    slot: Arc<Mutex<Option<(Instant, Arc<Calendar>)>>>,
+}
+
+impl CalendarCache {
+    pub fn get(&self, store: &Store) -> Result<Arc<Calendar>, DistrictError> {
+        // A panic under this lock cannot leave the slot half-written; recover it.
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, cal)) = slot.as_ref().filter(|(at, _)| at.elapsed() < CALENDAR_TTL) {
+            return Ok(cal.clone());
+        }
+        let cal = Arc::new(calendar(store)?);
+        *slot = Some((Instant::now(), cal.clone()));
+        Ok(cal)
+    }
 }
 
 /// Run the timetable for the server's life.
@@ -121,4 +145,26 @@ async fn close_session(rooms: &Rooms, s: &ClassSession) -> Result<(), DistrictEr
     rooms.store.close_session(&s.period_id, &s.date, unix_now_ms())?;
     tracing::info!(period = %s.period_id, date = %s.date, class = %s.class_id, "period ended");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frequent_readers_share_one_read_of_the_calendar() {
+        let store = Store::open_in_memory().unwrap();
+        let cache = CalendarCache::default();
+        let a = cache.get(&store).unwrap();
+        let b = cache.clone().get(&store).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "within the TTL the same calendar serves everyone");
+    }
+
+    #[test]
+    fn the_clock_can_be_stepped() {
+        let clock = ScheduleClock::default();
+        clock.set_now(1_000);
+        assert!((clock.now_ms() - 1_000).abs() < 1_000);
+        assert!(clock.offset_ms() < 0);
+    }
 }

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::civil::to_local;
-use super::plan::Occurrence;
-use super::{calendar, local_offset};
+use super::local_offset;
+use super::plan::{Calendar, Occurrence};
 use crate::rooms::Rooms;
 use crate::store::DistrictError;
 
@@ -42,9 +42,9 @@ pub struct TodayPeriod {
 }
 
 /// The scheduler's local date (`YYYY-MM-DD`) and its periods, by start.
-pub fn today(rooms: &Rooms, now_ms: i64) -> Result<(String, Vec<TodayPeriod>), DistrictError> {
+pub fn today(rooms: &Rooms, cal: &Calendar, now_ms: i64) -> Result<(String, Vec<TodayPeriod>), DistrictError> {
     let date = to_local(now_ms, local_offset).date;
-    let periods = calendar(&rooms.store)?.on(date, &local_offset);
+    let periods = cal.on(date, &local_offset);
     let names: HashMap<String, String> = rooms.store.district_rooms(None)?.into_iter().map(|r| (r.id, r.name)).collect();
     let classes: HashMap<String, String> = rooms.store.period_classes()?.into_iter().collect();
     let name = |id: &String| names.get(id).cloned().unwrap_or_else(|| id.clone());
