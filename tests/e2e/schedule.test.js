@@ -17,7 +17,7 @@ import { adminCall } from './lib/admin.js';
 import { launchBrowser } from './lib/browser.js';
 import { counter, expectFlowing } from './lib/media.js';
 import { startServer } from './lib/server.js';
-import { poll, sleep } from './lib/wait.js';
+import { poll } from './lib/wait.js';
 
 process.env.TZ = 'UTC';
 const DAY_MS = 86_400_000;
@@ -100,10 +100,11 @@ describe('a school day run by the timetable', () => {
     assert.deepEqual([opened.subject, opened.teacher], ['数学', '王老师']);
     await classFrame(screens.teacher, 'teacher.html');
     const tv = await classFrame(screens.classroom, 'classroom.html');
-    await expectFlowing(counter(tv, 'main/camera', 'framesDecoded'), 'classroom screen decodes the teacher camera');
+    const decoded = await expectFlowing(counter(tv, 'main/camera', 'framesDecoded'), 'classroom screen decodes the teacher camera');
     const recording = await poll(async () => (await adminCall(server, 'GET', `/api/lessons?class=${opened.class_id}`)).lessons.find((l) => l.state === 'recording'), { what: 'a lesson recording' });
     assert.deepEqual([recording.title, recording.teacher], ['数学', '王老师']);
-    await sleep(5_000);
+    // Some lesson on disk before the power cut: 100 more frames decoded (about 5 s of camera).
+    await poll(async () => (await counter(tv, 'main/camera', 'framesDecoded')()) >= decoded + 100, { timeoutMs: 20_000, what: '100 more frames before the kill' });
 
     // 2. Power cut mid-period: back within 5 s, and the screen rejoins by itself.
     await server.kill9();
