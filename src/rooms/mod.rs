@@ -321,11 +321,18 @@ impl Rooms {
             return;
         }
         tracing::info!(class = %class_id, "class closed");
+        self.class_over(class_id, EndReason::Empty, emptied_at_ms).await;
+    }
+
+    /// A class that just left `live` is over: its health is forgotten, listeners hear
+    /// why, its recording stops and its lesson ends at `at_ms`. Every way a class ends
+    /// (empty, deleted, its period over) comes through here.
+    pub(crate) async fn class_over(&self, class_id: &RoomId, reason: EndReason, at_ms: i64) {
         self.health.book().forget_class(class_id);
-        self.events.publish(ClassEvent::ClassEnded { class_id: class_id.to_string(), reason: EndReason::Empty, at_ms: emptied_at_ms });
+        self.events.publish(ClassEvent::ClassEnded { class_id: class_id.to_string(), reason, at_ms });
         if let Some(rec) = &self.recording {
             let _ = self.driver.set_recording(class_id.clone(), false).await;
-            rec.end(class_id.clone(), emptied_at_ms);
+            rec.end(class_id.clone(), at_ms);
         }
     }
 
@@ -333,11 +340,7 @@ impl Rooms {
     pub async fn delete_class(&self, id: &str) -> Result<bool, RoomError> {
         if let Some(class) = self.live.remove(id) {
             class.close_all("the class was deleted");
-            self.health.book().forget_class(id);
-            self.events.publish(ClassEvent::ClassEnded { class_id: id.into(), reason: EndReason::Deleted, at_ms: crate::store::unix_now_ms() });
-            if let Some(rec) = &self.recording {
-                rec.end(class.id.clone(), crate::store::unix_now_ms());
-            }
+            self.class_over(&class.id, EndReason::Deleted, crate::store::unix_now_ms()).await;
         }
         let _ = self.driver.close_room(id).await;
         Ok(self.store.delete_class(id)?)

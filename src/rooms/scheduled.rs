@@ -54,13 +54,8 @@ impl Rooms {
         let Some(live) = self.live.remove(class_id) else { return };
         live.set_scheduled(false);
         live.close_all_with(CLASS_OVER, "the class is over");
-        let at_ms = crate::store::unix_now_ms();
-        if let Some(rec) = &self.recording {
-            let _ = self.driver.set_recording(live.id.clone(), false).await;
-            rec.end(live.id.clone(), at_ms);
-        }
         tracing::info!(class = %class_id, "class closed by the timetable");
-        self.events.publish(ClassEvent::ClassEnded { class_id: class_id.into(), reason: EndReason::PeriodOver, at_ms });
+        self.class_over(&live.id, EndReason::PeriodOver, crate::store::unix_now_ms()).await;
     }
 
     /// Refuse what the timetable or a revocation rules out (see the module invariants).
