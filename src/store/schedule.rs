@@ -105,22 +105,6 @@ impl Store {
             st.query_map([], session_row)?.collect()
         })
     }
-
-    /// The session of a period on a date, open or closed.
-    pub fn session(&self, period_id: &str, date: &str) -> Result<Option<ClassSession>, StoreError> {
-        self.with(|c| {
-            let sql = format!("SELECT {SESSION_COLUMNS} FROM class_sessions WHERE period_id = ?1 AND date = ?2");
-            c.query_row(&sql, [period_id, date], session_row).optional()
-        })
-    }
-
-    /// The open session of a class, if the class is a scheduled one in session.
-    pub fn open_session_of_class(&self, class_id: &str) -> Result<Option<ClassSession>, StoreError> {
-        self.with(|c| {
-            let sql = format!("SELECT {SESSION_COLUMNS} FROM class_sessions WHERE class_id = ?1 AND state = 'open'");
-            c.query_row(&sql, [class_id], session_row).optional()
-        })
-    }
 }
 
 fn session_row(r: &rusqlite::Row) -> rusqlite::Result<ClassSession> {
@@ -176,12 +160,11 @@ mod tests {
         assert!(s.open_session(&session("k1")).unwrap());
         assert!(!s.open_session(&session("k1")).unwrap(), "same period and date");
         assert_eq!(s.open_sessions().unwrap(), vec![session("k1")]);
-        assert_eq!(s.open_session_of_class("k1").unwrap(), Some(session("k1")));
         s.close_session("p1", "2026-11-23", 61_000).unwrap();
         assert!(s.open_sessions().unwrap().is_empty());
-        assert_eq!(s.open_session_of_class("k1").unwrap(), None);
         assert!(!s.open_session(&session("k1")).unwrap(), "closed stays closed");
-        let closed = s.session("p1", "2026-11-23").unwrap().unwrap();
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM class_sessions WHERE period_id = 'p1' AND date = '2026-11-23'");
+        let closed = s.with(|c| c.query_row(&sql, [], session_row)).unwrap();
         assert_eq!((closed.state, closed.closed_at_ms), (SessionState::Closed, Some(61_000)));
     }
 }
