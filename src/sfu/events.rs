@@ -35,8 +35,10 @@ impl Sfu {
             Event::PeerStats(s) => {
                 if let Some(p) = self.peers.get_mut(&id) {
                     p.health.peer_stats(&s);
+                    p.loss_cap.on_stats(s.timestamp, s.peer_bytes_tx, s.egress_loss_fraction, p.estimate);
                 }
             }
+            Event::EgressBitrateEstimate(kind) => self.on_estimate(id, kind),
             Event::MediaIngressStats(s) => self.track_stats(id, s.mid, |h, kind| h.ingress(kind, &s)),
             Event::MediaEgressStats(s) => self.track_stats(id, s.mid, |h, kind| h.egress(kind, &s)),
             _ => {}

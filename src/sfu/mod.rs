@@ -18,8 +18,11 @@
 
 pub mod demux;
 mod events;
+pub mod allocate;
+mod bandwidth;
 pub mod forward;
 pub mod health;
+mod loss_cap;
 mod negotiate;
 pub mod peer;
 pub mod room;
@@ -126,6 +129,8 @@ pub struct Sfu {
     tap_out: VecDeque<tap::TapPacket>,
     /// Set by a tap whose video went too long without a keyframe (see `tap`).
     tap_keyframe_due: bool,
+    /// When subscribers' bandwidth is allocated next (see `bandwidth`).
+    next_allocation: Option<Instant>,
 }
 
 impl Sfu {
@@ -153,6 +158,7 @@ impl Sfu {
             taps: HashMap::new(),
             tap_out: VecDeque::new(),
             tap_keyframe_due: false,
+            next_allocation: None,
         }
     }
 
@@ -219,9 +225,9 @@ impl Sfu {
     /// The earliest deadline over every connection and keyframe throttle.
     fn scan_timeouts(&self) -> Option<Instant> {
         let peers = self.peers.values().map(|p| p.next_timeout);
-        let keyframes = self.peers.values().flat_map(|p| p.tracks_in.values()).filter_map(|t| t.keyframes.poll_timeout());
+        let keyframes = self.peers.values().flat_map(|p| p.tracks_in.values()).flat_map(|t| t.layers.iter()).filter_map(|l| l.keyframes.poll_timeout());
         let grace = self.peers.values().filter_map(|p| p.disconnected_at.map(|t| t + DISCONNECT_GRACE));
-        peers.chain(keyframes).chain(grace).min()
+        peers.chain(keyframes).chain(grace).chain(self.allocation_timeout()).min()
     }
 
     /// A deadline `t` was added: the cache stays exact if `t` is not later.
@@ -251,6 +257,7 @@ impl Sfu {
             self.feed_rtc(id, Input::Timeout(now));
         }
         self.send_due_keyframe_requests(now);
+        self.allocate_if_due(now);
         self.close_stale_peers(now);
         self.drain(now);
         self.deadline_reset();
@@ -449,7 +456,7 @@ impl Sfu {
     fn create_peer(&mut self, now: Instant, room: &RoomId, participant: &str, kind: PeerKind) -> PeerId {
         let id = PeerId(self.next_id);
         self.next_id += 1;
-        let rtc = peer::build_rtc(now, &self.config.candidates);
+        let rtc = peer::build_rtc(now, &self.config.candidates, matches!(kind, PeerKind::Subscriber(_)));
         let peer = Peer::new(id, room.clone(), participant.into(), kind, rtc, now);
         self.by_ufrag.insert(peer.ufrag.clone(), id);
         self.peers.insert(id, peer);
@@ -477,3 +484,5 @@ fn peer_of(d: &room::DownRef) -> Option<PeerId> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod simulcast_tests;

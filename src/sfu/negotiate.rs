@@ -12,7 +12,9 @@
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
+
+use super::forward::layers::MAX_LAYERS;
 
 use super::peer::{DownTrack, PeerKind, TrackIn, media_kind_of};
 use super::room::{DownRef, Feed, MAIN, Policy, Room, SPOTLIGHT, SlotKey};
@@ -189,7 +191,7 @@ impl Sfu {
         r.spotlight = owner.clone();
         let feed = owner.and_then(|o| r.slots.get(&SlotKey::new(&o, Source::Camera)).and_then(|s| s.feed));
         if let Some(f) = feed {
-            self.request_keyframe(f.peer, f.mid, now);
+            self.request_keyframe(f.peer, f.mid, 0, now);
         }
         self.drain(now);
     }
@@ -240,7 +242,7 @@ impl Sfu {
 
     /// A publisher m-line appeared (`MediaAdded`) or changed direction.
     pub(super) fn publisher_media(&mut self, id: PeerId, mid: Mid, kind: MediaKind, receiving: bool, now: Instant) {
-        let generation = self.next_id_u64();
+        let generation = self.next_generation();
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let Some(source) = peer.source_tags.get(&mid).copied().filter(|s| media_kind_of(*s) == kind) else {
             tracing::debug!(peer = %id, %mid, "m-line without a source tag: ignored");
@@ -274,7 +276,7 @@ impl Sfu {
         }
         self.ensure_tap(room_id, key.clone(), now);
         if has_subscribers && key.kind() == MediaKind::Video {
-            self.request_keyframe(feed.peer, feed.mid, now);
+            self.request_keyframe(feed.peer, feed.mid, 0, now);
         }
     }
 
@@ -298,22 +300,26 @@ impl Sfu {
         }
     }
 
-    /// Ask the publisher feeding a subscriber's down track for a keyframe.
+    /// Ask the publisher feeding a subscriber's down track for a keyframe of the
+    /// layer the track waits for (or forwards).
     pub(super) fn request_keyframe_for_down(&mut self, id: PeerId, mid: Mid, now: Instant) {
         let Some(peer) = self.peers.get(&id) else { return };
         let Some(down) = peer.down.get(&mid).filter(|d| d.slot.kind() == MediaKind::Video) else { return };
+        let layer = down.layers.waiting_for().or(down.layers.current()).unwrap_or(0);
         if let Some(feed) = self.rooms.get(&peer.room).and_then(|r| feed_of(r, &down.slot)) {
-            self.request_keyframe(feed.peer, feed.mid, now);
+            self.request_keyframe(feed.peer, feed.mid, layer, now);
         }
     }
 
-    /// Aggregated, throttled keyframe request toward one publisher track.
-    pub(super) fn request_keyframe(&mut self, publisher: PeerId, mid: Mid, now: Instant) {
+    /// Aggregated, throttled keyframe request toward one layer of a publisher track.
+    pub(super) fn request_keyframe(&mut self, publisher: PeerId, mid: Mid, layer: u8, now: Instant) {
         super::stats::SfuCounters::incr(&self.counters.keyframe_requests_received);
         let Some(track) = self.peers.get_mut(&publisher).and_then(|p| p.tracks_in.get_mut(&mid)) else { return };
-        if track.keyframes.request(now) {
-            self.send_pli(publisher, mid);
-        } else if let Some(due) = track.keyframes.poll_timeout() {
+        let Some(l) = track.layers.get_mut(usize::from(layer)) else { return };
+        if l.keyframes.request(now) {
+            let rid = l.rid;
+            self.send_pli(publisher, mid, rid);
+        } else if let Some(due) = l.keyframes.poll_timeout() {
             self.deadline_added(due);
         }
     }
@@ -322,23 +328,32 @@ impl Sfu {
         let mut due = Vec::new();
         for peer in self.peers.values_mut() {
             for (mid, t) in peer.tracks_in.iter_mut() {
-                if t.keyframes.handle_timeout(now) {
-                    due.push((peer.id, *mid));
+                for l in t.layers.iter_mut() {
+                    if l.keyframes.handle_timeout(now) {
+                        due.push((peer.id, *mid, l.rid));
+                    }
                 }
             }
         }
-        for (id, mid) in due {
-            self.send_pli(id, mid);
+        for (id, mid, rid) in due {
+            self.send_pli(id, mid, rid);
         }
     }
 
-    fn send_pli(&mut self, publisher: PeerId, mid: Mid) {
+    fn send_pli(&mut self, publisher: PeerId, mid: Mid, rid: Option<Rid>) {
         let Some(peer) = self.peers.get_mut(&publisher) else { return };
-        if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, None) {
+        if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, rid) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
             super::stats::SfuCounters::incr(&self.counters.keyframe_requests_sent);
             self.mark_dirty(publisher);
         }
+    }
+
+    /// A fresh track generation; layer `l` of the track is `generation + l`.
+    fn next_generation(&mut self) -> u64 {
+        let generation = self.next_id_u64();
+        self.next_id += MAX_LAYERS as u64;
+        generation
     }
 
     fn next_id_u64(&mut self) -> u64 {

@@ -19,7 +19,12 @@ use str0m::format::{Codec, PayloadParams};
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::{Candidate, Rtc, RtcConfig};
 
+use str0m::media::Rid;
+
+use super::allocate::TrackAlloc;
 use super::forward::keyframe::{KEYFRAME_REQUEST_INTERVAL, KeyframeThrottle, VideoCodec};
+use super::forward::layers::{self, LayerSelector, MAX_LAYERS};
+use super::forward::rate::RateMeter;
 use super::forward::rewrite::RtpRewriter;
 use super::room::{Policy, SlotKey};
 use super::{PeerId, RoomId};
@@ -48,6 +53,15 @@ impl CodecKey {
     }
 }
 
+/// One simulcast layer of a received track (the only one without simulcast).
+#[derive(Debug)]
+pub struct LayerIn {
+    /// The rid it arrives under (`None` without simulcast).
+    pub rid: Option<Rid>,
+    pub keyframes: KeyframeThrottle,
+    pub rate: RateMeter,
+}
+
 /// A track received from a publisher.
 #[derive(Debug)]
 pub struct TrackIn {
@@ -55,20 +69,36 @@ pub struct TrackIn {
     pub key: SlotKey,
     pub spotlight: Option<SlotKey>,
     /// Unique per track instance: a new instance is a new source for rewriters.
+    /// Layer `l` is the source `generation + l`.
     pub generation: u64,
-    pub keyframes: KeyframeThrottle,
+    pub layers: [LayerIn; MAX_LAYERS],
     codecs: HashMap<Pt, Option<CodecKey>>,
 }
 
 impl TrackIn {
     pub fn new(key: SlotKey, generation: u64) -> Self {
+        let layer = || LayerIn { rid: None, keyframes: KeyframeThrottle::new(KEYFRAME_REQUEST_INTERVAL), rate: RateMeter::default() };
         TrackIn {
             spotlight: SlotKey::spotlight_of(key.source),
             key,
             generation,
-            keyframes: KeyframeThrottle::new(KEYFRAME_REQUEST_INTERVAL),
+            layers: [layer(), layer(), layer()],
             codecs: HashMap::new(),
         }
+    }
+
+    /// The layer of a packet received under `rid` (0 without simulcast); `None`
+    /// for a rid this server does not know.
+    pub fn layer_of(&mut self, rid: Option<Rid>) -> Option<u8> {
+        let Some(rid) = rid else { return Some(0) };
+        let layer = layers::layer_of_rid(&rid)?;
+        self.layers[usize::from(layer)].rid.get_or_insert(rid);
+        Some(layer)
+    }
+
+    /// Number of layers arriving now: the highest live one + 1 (0: nothing arrives).
+    pub fn live_layers(&self, now: Instant) -> u8 {
+        (0..MAX_LAYERS as u8).rev().find(|l| self.layers[usize::from(*l)].rate.is_live(now)).map_or(0, |l| l + 1)
     }
 
     /// The codec of a payload type in this publisher's session (cached).
@@ -85,12 +115,24 @@ pub struct DownTrack {
     pub negotiated: bool,
     pub paused: bool,
     pub awaiting_keyframe: bool,
+    /// Which simulcast layer is forwarded, and which one the allocator wants.
+    pub layers: LayerSelector,
+    pub alloc: TrackAlloc,
     pts: Vec<(CodecKey, Option<Pt>)>,
 }
 
 impl DownTrack {
     pub fn new(slot: SlotKey, initial_seq: u16) -> Self {
-        DownTrack { slot, rewriter: RtpRewriter::new(initial_seq), negotiated: false, paused: false, awaiting_keyframe: true, pts: Vec::new() }
+        DownTrack {
+            slot,
+            rewriter: RtpRewriter::new(initial_seq),
+            negotiated: false,
+            paused: false,
+            awaiting_keyframe: true,
+            layers: LayerSelector::default(),
+            alloc: TrackAlloc::starting_at(Some(0)),
+            pts: Vec::new(),
+        }
     }
 
     /// The subscriber's payload type for the publisher's codec (cached until renegotiation).
@@ -153,6 +195,13 @@ pub struct Peer {
     pub pending_offer: Option<SdpPendingOffer>,
     /// Folds str0m's stats events into one `PeerHealth` per interval.
     pub health: super::health::HealthTracker,
+    /// Subscriber: the latest send-side bandwidth estimate (bits/s), and what
+    /// was last asked of str0m's estimator (probe, desired).
+    pub estimate: Option<u64>,
+    pub loss_cap: super::loss_cap::LossCap,
+    pub bwe_asked: (u64, u64),
+    pub probe_nudged_at: Option<Instant>,
+    pub created_at: Instant,
 }
 
 impl Peer {
@@ -178,6 +227,11 @@ impl Peer {
             offers_started: false,
             pending_offer: None,
             health: super::health::HealthTracker::new(now),
+            estimate: None,
+            loss_cap: Default::default(),
+            bwe_asked: (0, 0),
+            probe_nudged_at: None,
+            created_at: now,
         }
     }
 
@@ -202,9 +256,13 @@ impl Peer {
     }
 }
 
+/// Starting point of the bandwidth estimate of a subscriber connection.
+pub const INITIAL_ESTIMATE_BPS: u64 = 800_000;
+
 /// Build the `Rtc` for one peer: RTP mode, ICE-lite, forwarded codecs only, stats
-/// once per `STATS_INTERVAL` (for the dashboard; see `health`).
-pub fn build_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
+/// once per `STATS_INTERVAL` (for the dashboard; see `health`); subscribers also
+/// estimate their bandwidth (transport-wide congestion control, see `allocate`).
+pub fn build_rtc(now: Instant, candidates: &[SocketAddr], estimate_bandwidth: bool) -> Rtc {
     let mut config = RtcConfig::new()
         .set_rtp_mode(true)
         .set_ice_lite(true)
@@ -214,6 +272,9 @@ pub fn build_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
     let codecs = config.codec_config();
     for (pt, rtx, profile_level_id) in [(127u8, 121u8, 0x42e01f), (125, 107, 0x42001f), (123, 119, 0x4d001f)] {
         codecs.add_h264(pt.into(), Some(rtx.into()), true, profile_level_id);
+    }
+    if estimate_bandwidth {
+        config = config.enable_bwe(Some(str0m::bwe::Bitrate::bps(INITIAL_ESTIMATE_BPS)));
     }
     let mut rtc = config.enable_vp8(true).build(now);
     for addr in candidates {

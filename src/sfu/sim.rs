@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
@@ -42,6 +42,55 @@ pub struct Client {
     pub drop_once: Vec<u16>,
     /// Keep received packets in `got` (off in benchmarks).
     pub record: bool,
+    /// A bottleneck on the server→client path (`None`: delivered at once).
+    pub link: Option<Link>,
+}
+
+/// A server→client bottleneck: a rate (serialization), a one-way delay, a
+/// bounded queue (tail drop) and a random loss rate, on explicit time.
+#[derive(Debug)]
+pub struct Link {
+    pub rate_bps: u64,
+    pub delay: Duration,
+    /// Packets lost at random, per thousand.
+    pub loss_per_mille: u64,
+    /// Longest queueing delay before tail drop.
+    pub queue_limit: Duration,
+    busy_until: Option<Instant>,
+    in_flight: std::collections::VecDeque<(Instant, SocketAddr, Vec<u8>)>,
+    rng: u64,
+    pub dropped: u64,
+}
+
+impl Link {
+    pub fn new(rate_bps: u64, delay: Duration, loss_per_mille: u64) -> Link {
+        Link { rate_bps, delay, loss_per_mille, queue_limit: 200 * MS, busy_until: None, in_flight: Default::default(), rng: 0x2545_f491_4f6c_dd1d, dropped: 0 }
+    }
+
+    fn enqueue(&mut self, now: Instant, source: SocketAddr, data: Vec<u8>) {
+        let start = self.busy_until.filter(|t| *t > now).unwrap_or(now);
+        if start - now > self.queue_limit || self.random_loss() {
+            self.dropped += 1;
+            return;
+        }
+        let done = start + Duration::from_nanos(data.len() as u64 * 8 * 1_000_000_000 / self.rate_bps.max(1));
+        self.busy_until = Some(done);
+        self.in_flight.push_back((done + self.delay, source, data));
+    }
+
+    fn random_loss(&mut self) -> bool {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng % 1000 < self.loss_per_mille
+    }
+
+    fn due(&mut self, now: Instant) -> Option<(SocketAddr, Vec<u8>)> {
+        if self.in_flight.front().is_some_and(|(t, _, _)| *t <= now) {
+            return self.in_flight.pop_front().map(|(_, s, d)| (s, d));
+        }
+        None
+    }
 }
 
 pub struct Net {
@@ -79,18 +128,28 @@ impl Net {
         let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + self.clients.len()).parse().unwrap();
         let mut rtc = client_rtc(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        self.clients.push(Client { rtc, addr, got: Vec::new(), keyframe_requests: 0, drop_once: Vec::new(), record: true });
+        self.clients.push(Client { rtc, addr, got: Vec::new(), keyframe_requests: 0, drop_once: Vec::new(), record: true, link: None });
         self.clients.len() - 1
     }
 
     /// Client `c` publishes the given sources; returns its publish connection and mids.
     pub fn publish(&mut self, c: usize, participant: &str, sources: &[Source]) -> (PeerId, Vec<Mid>) {
+        self.publish_layers(c, participant, sources, &[])
+    }
+
+    /// Like `publish`, with video sent as simulcast layers under `rids` (none: no simulcast).
+    pub fn publish_layers(&mut self, c: usize, participant: &str, sources: &[Source], rids: &[&str]) -> (PeerId, Vec<Mid>) {
         let mut api = self.clients[c].rtc.sdp_api();
         let mids: Vec<Mid> = sources
             .iter()
             .map(|s| {
                 let kind = if s.is_audio() { MediaKind::Audio } else { MediaKind::Video };
-                api.add_media(kind, Direction::SendOnly, None, None, None)
+                let simulcast = (kind == MediaKind::Video && !rids.is_empty()).then(|| {
+                    let mut sc = Simulcast::new();
+                    rids.iter().for_each(|r| sc.add_send_layer(SimulcastLayer::new(r)));
+                    sc
+                });
+                api.add_media(kind, Direction::SendOnly, None, None, simulcast)
             })
             .collect();
         let (offer, pending) = api.apply().unwrap();
@@ -126,8 +185,27 @@ impl Net {
         for c in 0..self.clients.len() {
             self.clients[c].rtc.handle_input(Input::Timeout(now)).unwrap();
             self.drain_client(c);
+            self.deliver_link(c);
         }
         self.deliver_server_output();
+    }
+
+    /// Hand client `c` what its link delivers by now.
+    fn deliver_link(&mut self, c: usize) {
+        let now = self.now;
+        while let Some((source, data)) = self.clients[c].link.as_mut().and_then(|l| l.due(now)) {
+            let dest = self.clients[c].addr;
+            self.receive_at_client(c, source, dest, &data);
+        }
+    }
+
+    fn receive_at_client(&mut self, c: usize, source: SocketAddr, dest: SocketAddr, data: &[u8]) {
+        let recv = Receive::new(Protocol::Udp, source, dest, data).unwrap();
+        let _ = self.clients[c].rtc.handle_input(Input::Receive(self.now, recv));
+        self.drain_client(c);
+        while let Some(e) = self.sfu.poll_event() {
+            self.on_event(e);
+        }
     }
 
     pub fn run(&mut self, d: Duration) {
@@ -173,11 +251,10 @@ impl Net {
             if self.should_drop(c, &t.contents) {
                 continue;
             }
-            let recv = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents).unwrap();
-            let _ = self.clients[c].rtc.handle_input(Input::Receive(self.now, recv));
-            self.drain_client(c);
-            while let Some(e) = self.sfu.poll_event() {
-                self.on_event(e);
+            let now = self.now;
+            match self.clients[c].link.as_mut() {
+                Some(link) => link.enqueue(now, t.source, t.contents.to_vec()),
+                None => self.receive_at_client(c, t.source, t.destination, &t.contents),
             }
         }
     }
@@ -231,13 +308,24 @@ impl Net {
     }
 
     fn write(&mut self, c: usize, mid: Mid, seq: u64, ts: u32, payload: &[u8]) {
+        self.write_layer(c, mid, None, seq, ts, payload);
+    }
+
+    /// Client `c` sends one RTP packet of simulcast layer `rid` on `mid`.
+    pub fn send_layer(&mut self, c: usize, mid: Mid, rid: &str, seq: u64, ts: u32, payload: &[u8]) {
+        self.write_layer(c, mid, Some(Rid::from(rid)), seq, ts, payload);
+        self.drain_client(c);
+        self.deliver_server_output();
+    }
+
+    fn write_layer(&mut self, c: usize, mid: Mid, rid: Option<Rid>, seq: u64, ts: u32, payload: &[u8]) {
         let now = self.now;
         let rtc = &mut self.clients[c].rtc;
         let kind = rtc.media(mid).map(|m| m.kind()).unwrap_or(MediaKind::Video);
         let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::H264 };
         let pt = rtc.codec_config().find(|p| p.spec().codec == codec).map(|p| p.pt()).unwrap_or(127.into());
         let write = RtpWrite::new(pt, seq.into(), ts, now, payload.to_vec()).marker(true).nackable(true);
-        if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+        if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, rid) {
             tx.write_rtp(write);
         }
     }

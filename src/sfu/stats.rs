@@ -35,10 +35,16 @@ pub enum DropReason {
     OwnMedia,
     /// The recorder's queue was full: the packet is not recorded (the class goes on).
     RecorderBehind,
+    /// A simulcast layer this subscriber does not receive now (not a loss: the
+    /// subscriber gets another layer of the same source).
+    LayerNotSelected,
+    /// Video paused for this subscriber: its bandwidth estimate cannot carry the
+    /// lowest layer (audio goes on).
+    BandwidthPaused,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::UnknownSource,
         DropReason::Unrecognized,
         DropReason::Rejected,
@@ -50,6 +56,8 @@ impl DropReason {
         DropReason::BeforeSwitch,
         DropReason::OwnMedia,
         DropReason::RecorderBehind,
+        DropReason::LayerNotSelected,
+        DropReason::BandwidthPaused,
     ];
 
     /// Label value used in metrics and logs.
@@ -66,6 +74,8 @@ impl DropReason {
             DropReason::BeforeSwitch => "before_switch",
             DropReason::OwnMedia => "own_media",
             DropReason::RecorderBehind => "recorder_behind",
+            DropReason::LayerNotSelected => "layer_not_selected",
+            DropReason::BandwidthPaused => "bandwidth_paused",
         }
     }
 

@@ -109,7 +109,8 @@ impl Sfu {
         tracing::info!(room = %room, %key, tap = %id, "recording track");
         self.events.push_back(SfuEvent::TapStarted { room: room.clone(), tap: id, key });
         if let Some(feed) = feed {
-            self.request_keyframe(feed.peer, feed.mid, now);
+            let top = self.peers.get(&feed.peer).and_then(|p| p.tracks_in.get(&feed.mid)).map_or(0, |t| t.live_layers(now).saturating_sub(1));
+            self.request_keyframe(feed.peer, feed.mid, top, now);
         }
     }
 

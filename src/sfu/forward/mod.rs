@@ -11,6 +11,8 @@
 //!   transport ones (mid, rid, transport-cc, send time) belong to each leg.
 
 pub mod keyframe;
+pub mod layers;
+pub mod rate;
 pub mod rewrite;
 
 use std::sync::Arc;
@@ -32,6 +34,9 @@ use super::{PeerId, Sfu, wallclock};
 struct Incoming {
     owner: Arc<str>,
     generation: u64,
+    /// Simulcast layer (0 without simulcast), and the highest layer arriving now.
+    layer: u8,
+    top_layer: u8,
     codec: CodecKey,
     video: bool,
     keyframe: bool,
@@ -47,7 +52,7 @@ struct Incoming {
 impl Sfu {
     pub(super) fn forward(&mut self, from: PeerId, pkt: RtpPacket, now: Instant) {
         super::stats::SfuCounters::incr(&self.counters.packets_received);
-        let Some((inc, mid, fan_out)) = self.route(from, pkt) else {
+        let Some((inc, mid, fan_out)) = self.route(from, pkt, now) else {
             self.counters.dropped(DropReason::UnknownTrack);
             return;
         };
@@ -57,21 +62,25 @@ impl Sfu {
         }
         want_keyframe |= std::mem::take(&mut self.tap_keyframe_due);
         if want_keyframe {
-            self.request_keyframe(from, mid, now);
+            self.request_keyframe(from, mid, inc.layer, now);
         }
     }
 
     /// Read the packet once from its publisher and find who gets it.
-    fn route(&mut self, from: PeerId, pkt: RtpPacket) -> Option<(Incoming, Mid, [Option<Arc<[DownRef]>>; 2])> {
+    fn route(&mut self, from: PeerId, pkt: RtpPacket, now: Instant) -> Option<(Incoming, Mid, [Option<Arc<[DownRef]>>; 2])> {
         let peer = self.peers.get_mut(&from)?;
-        let mid = peer.rtc.direct_api().stream_rx(&pkt.header.ssrc)?.mid();
+        let (mid, rid) = peer.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| (s.mid(), s.rid()))?;
         let track = peer.tracks_in.get_mut(&mid)?;
         let codec = track.codec(&peer.rtc, pkt.header.payload_type)?;
+        let layer = track.layer_of(rid)?;
+        track.layers[usize::from(layer)].rate.add(now, pkt.payload.len());
         let fan_out = self.rooms.get(&peer.room)?.fan_out(&track.key, track.spotlight.as_ref(), &peer.participant);
         let video = codec.video();
         let inc = Incoming {
             owner: peer.participant.clone(),
-            generation: track.generation,
+            generation: track.generation + u64::from(layer),
+            layer,
+            top_layer: track.live_layers(now).saturating_sub(1),
             codec,
             video: video.is_some(),
             keyframe: video.is_none_or(|v| starts_keyframe(v, &pkt.payload)),
@@ -129,6 +138,7 @@ impl Sfu {
 
     fn write_tap(&mut self, id: TapId, inc: &Incoming) -> Result<usize, DropReason> {
         let tap = self.taps.get_mut(&id).ok_or(DropReason::SubscriberNotReady)?;
+        tap.down.layers.set_target(Some(inc.top_layer));
         let out = admit(&mut tap.down, inc)?;
         if inc.video && tap.keyframe_due(inc.keyframe, inc.at) {
             self.tap_keyframe_due = true;
@@ -149,11 +159,15 @@ impl Sfu {
     }
 }
 
-/// The gate every down track applies: not paused; after a source switch video
-/// waits for a keyframe; then the packet is rewritten onto the track's line.
+/// The gate every down track applies: not paused; its simulcast layer (or paused
+/// for bandwidth); after a source switch video waits for a keyframe; then the
+/// packet is rewritten onto the track's line.
 fn admit(down: &mut DownTrack, inc: &Incoming) -> Result<Rewritten, DropReason> {
     if down.paused {
         return Err(DropReason::SubscriberPaused);
+    }
+    if let Some(reason) = down.layers.gate(inc.layer, inc.keyframe).drop_reason() {
+        return Err(reason);
     }
     if inc.video && down.rewriter.is_switch(inc.generation) {
         down.awaiting_keyframe = true;

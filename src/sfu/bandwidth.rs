@@ -1,0 +1,187 @@
+//! The core's side of congestion control: each subscriber connection's send-side
+//! bandwidth estimate (str0m, from transport-wide CC feedback or REMB) feeds the
+//! allocator (`allocate`), whose targets drive every down track's layer selector.
+//!
+//! Invariants:
+//! - Allocation runs every `ALLOCATION_INTERVAL` on explicit time, off the
+//!   per-packet path; a down track's target only changes here.
+//! - A source whose feed sends nothing is left as it is (it costs nothing and
+//!   is not paused), so a returning publisher is forwarded at once.
+//! - A connection that never reports an estimate (a player without TWCC or
+//!   REMB) is treated as unconstrained after `NO_ESTIMATE_GRACE`.
+//! - str0m's estimator is told what the next layer and the top layers would
+//!   cost, so it probes toward them (`bwe().set_bitrate`); while something is
+//!   held back on a loss-free link the desired rate is raised by a few percent
+//!   every `PROBE_NUDGE_INTERVAL`, since a rise is what makes str0m probe.
+
+use std::time::{Duration, Instant};
+
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::media::{MediaKind, Mid};
+
+use super::allocate::{Demand, Priority, TrackAlloc, allocate};
+use super::forward::layers::MAX_LAYERS;
+use super::negotiate::feed_of;
+use super::peer::{DownTrack, INITIAL_ESTIMATE_BPS};
+use super::room::{MAIN, Room};
+use super::{PeerId, Sfu};
+use crate::signaling::protocol::Source;
+
+pub const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
+pub const NO_ESTIMATE_GRACE: Duration = Duration::from_secs(5);
+/// While a subscriber gets less than every top layer (and its link is not
+/// losing packets), str0m is nudged to probe this often.
+pub const PROBE_NUDGE_INTERVAL: Duration = Duration::from_secs(2);
+const PROBE_NUDGE_PERCENT: u64 = 5;
+/// What a layer is assumed to cost before its rate has been measured.
+const NOMINAL_SIMULCAST_BPS: [u64; MAX_LAYERS] = [150_000, 500_000, 1_200_000];
+const NOMINAL_VIDEO_BPS: u64 = 800_000;
+const NOMINAL_AUDIO_BPS: u64 = 40_000;
+/// Estimate used for a connection that gives no feedback at all.
+const UNCONSTRAINED_BPS: u64 = 1_000_000_000;
+
+impl Sfu {
+    /// A new estimate for a subscriber connection.
+    pub(super) fn on_estimate(&mut self, id: PeerId, kind: BweKind) {
+        let estimate = match kind {
+            BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. } => estimate,
+            _ => return,
+        };
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.estimate = Some(estimate.as_u64());
+        }
+    }
+
+    /// Time for the next allocation, if any connection needs one.
+    pub(super) fn allocation_timeout(&self) -> Option<Instant> {
+        self.next_allocation.filter(|_| !self.peers.is_empty())
+    }
+
+    pub(super) fn allocate_if_due(&mut self, now: Instant) {
+        if self.next_allocation.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_allocation = Some(now + ALLOCATION_INTERVAL);
+        let ids: Vec<PeerId> = self.peers.values().filter(|p| p.policy().is_some() && p.is_connected()).map(|p| p.id).collect();
+        for id in ids {
+            self.allocate_peer(id, now);
+        }
+    }
+
+    fn allocate_peer(&mut self, id: PeerId, now: Instant) {
+        let demands = self.demands_of(id, now);
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let estimate = match peer.estimate {
+            Some(bps) => peer.loss_cap.apply(bps),
+            None if now.saturating_duration_since(peer.created_at) >= NO_ESTIMATE_GRACE => UNCONSTRAINED_BPS,
+            None => INITIAL_ESTIMATE_BPS,
+        };
+        let mut tracks: Vec<(Demand, &mut TrackAlloc)> = Vec::new();
+        for (mid, down) in peer.down.iter_mut() {
+            if let Some((_, d)) = demands.iter().find(|(m, _)| m == mid) {
+                tracks.push((*d, &mut down.alloc));
+            }
+        }
+        let summary = allocate(now, estimate, &mut tracks);
+        // Padding on a lossy link would only crowd out the media that gets through.
+        let probe = if peer.loss_cap.is_active() { summary.allocated_bps } else { summary.probe_bps };
+        let held_back = summary.allocated_bps < summary.desired_bps && !peer.loss_cap.is_active();
+        let mut asked = (probe, summary.desired_bps);
+        if held_back && peer.probe_nudged_at.is_none_or(|t| now.saturating_duration_since(t) >= PROBE_NUDGE_INTERVAL) {
+            // str0m probes when the desired rate rises: alternate it by a few percent.
+            peer.probe_nudged_at = Some(now);
+            asked.1 += (peer.bwe_asked.1 <= asked.1) as u64 * asked.1 / 100 * PROBE_NUDGE_PERCENT;
+        }
+        if asked != peer.bwe_asked && (differs(asked, peer.bwe_asked) || held_back) {
+            peer.bwe_asked = asked;
+            peer.rtc.bwe().set_bitrate(Bitrate::bps(asked.0), Bitrate::bps(asked.1.max(asked.0)));
+        }
+        let resumed: Vec<Mid> = peer.down.iter_mut().filter_map(|(mid, d)| apply_target(d).then_some(*mid)).collect();
+        for mid in resumed {
+            self.request_keyframe_for_down(id, mid, now);
+        }
+        self.mark_dirty(id);
+    }
+
+    /// What each negotiated down track of a subscriber would cost, per layer.
+    fn demands_of(&self, id: PeerId, now: Instant) -> Vec<(Mid, Demand)> {
+        let Some(peer) = self.peers.get(&id) else { return Vec::new() };
+        let Some(room) = self.rooms.get(&peer.room) else { return Vec::new() };
+        peer.down
+            .iter()
+            .filter(|(_, d)| d.negotiated && !d.paused)
+            .filter_map(|(mid, d)| self.demand_of(room, d, now).map(|demand| (*mid, demand)))
+            .collect()
+    }
+
+    /// `None` when the slot's feed sends nothing now.
+    fn demand_of(&self, room: &Room, down: &DownTrack, now: Instant) -> Option<Demand> {
+        let feed = feed_of(room, &down.slot)?;
+        let track = self.peers.get(&feed.peer)?.tracks_in.get(&feed.mid)?;
+        let layers = track.live_layers(now);
+        if layers == 0 {
+            return None;
+        }
+        let mut layer_bps = [0; MAX_LAYERS];
+        for (l, bps) in layer_bps.iter_mut().enumerate().take(usize::from(layers)) {
+            let measured = track.layers[l].rate.bps();
+            *bps = if measured > 0 { measured } else { nominal_bps(down.slot.kind(), layers, l) };
+        }
+        Some(Demand { priority: priority_of(&down.slot.owner, down.slot.source), layer_bps, layers })
+    }
+}
+
+/// Hand the allocator's target to the layer selector; true when a video track
+/// now waits for a keyframe it should ask for (a switch or a resume).
+fn apply_target(down: &mut DownTrack) -> bool {
+    let changed = down.layers.set_target(down.alloc.target);
+    changed && down.slot.kind() == MediaKind::Video && down.layers.waiting_for().is_some()
+}
+
+fn nominal_bps(kind: MediaKind, layers: u8, layer: usize) -> u64 {
+    match kind {
+        MediaKind::Audio => NOMINAL_AUDIO_BPS,
+        MediaKind::Video if layers > 1 => NOMINAL_SIMULCAST_BPS[layer],
+        MediaKind::Video => NOMINAL_VIDEO_BPS,
+    }
+}
+
+/// Audio first, then courseware and blackboard, then the teacher camera, then
+/// everyone else's cameras (classrooms, the called-on classroom).
+pub fn priority_of(owner: &str, source: Source) -> Priority {
+    match source {
+        s if s.is_audio() => Priority::Audio,
+        Source::Board | Source::Screen => Priority::Content,
+        _ if owner == MAIN => Priority::TeacherCamera,
+        _ => Priority::Thumbnail,
+    }
+}
+
+/// Whether new estimator rates differ enough (10 %) to be worth telling str0m.
+fn differs(new: (u64, u64), old: (u64, u64)) -> bool {
+    let far = |a: u64, b: u64| a.abs_diff(b) * 10 > b.max(1);
+    far(new.0, old.0) || far(new.1, old.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities_follow_the_classroom_order() {
+        assert_eq!(priority_of(MAIN, Source::Mic), Priority::Audio);
+        assert_eq!(priority_of("c1", Source::Mic), Priority::Audio);
+        assert_eq!(priority_of(MAIN, Source::Board), Priority::Content);
+        assert_eq!(priority_of(MAIN, Source::Screen), Priority::Content);
+        assert_eq!(priority_of(MAIN, Source::Camera), Priority::TeacherCamera);
+        assert_eq!(priority_of("spotlight", Source::Camera), Priority::Thumbnail);
+        assert_eq!(priority_of("c1", Source::Camera), Priority::Thumbnail);
+    }
+
+    #[test]
+    fn small_changes_are_not_retold() {
+        assert!(!differs((1_000_000, 2_000_000), (1_050_000, 2_000_000)));
+        assert!(differs((1_000_000, 2_000_000), (1_200_000, 2_000_000)));
+        assert!(differs((1, 1), (0, 0)));
+    }
+}

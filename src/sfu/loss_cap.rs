@@ -1,0 +1,100 @@
+//! A loss-based ceiling on a subscriber's bandwidth estimate.
+//!
+//! str0m's delay-based estimate takes several seconds to fall when a link's
+//! capacity collapses behind a short queue (the queue overflows before delay
+//! builds up). Meanwhile most packets, audio included, are lost. This ceiling
+//! reacts within one stats interval: when more than `HIGH_LOSS` of what was sent
+//! in the last second was lost, the ceiling drops to what got through, with a
+//! margin. It then rises by `RECOVERY_PER_STEP` per interval of low loss and is
+//! lifted once str0m's own estimate is below it.
+//!
+//! Invariants: pure (explicit time); only ever lowers the estimate it is applied to.
+
+use std::time::Instant;
+
+/// Loss above which the ceiling drops (fraction of packets, per second).
+pub const HIGH_LOSS: f32 = 0.10;
+/// Loss below which the ceiling rises.
+pub const LOW_LOSS: f32 = 0.02;
+/// Share of the delivered rate the ceiling drops to (percent).
+const DELIVERED_MARGIN: u64 = 85;
+/// Rise per stats interval of low loss (percent).
+const RECOVERY_PER_STEP: u64 = 8;
+
+#[derive(Debug, Clone, Default)]
+pub struct LossCap {
+    ceiling: Option<u64>,
+    last: Option<(Instant, u64)>,
+}
+
+impl LossCap {
+    /// One stats interval: total bytes sent so far, the loss over the last
+    /// second (from transport-wide CC feedback), and the current estimate.
+    pub fn on_stats(&mut self, at: Instant, bytes_sent: u64, loss: Option<f32>, estimate: Option<u64>) {
+        let Some((t0, b0)) = self.last.replace((at, bytes_sent)) else { return };
+        let millis = at.saturating_duration_since(t0).as_millis() as u64;
+        let (Some(loss), true) = (loss, millis > 0) else { return };
+        let sent_bps = bytes_sent.saturating_sub(b0) * 8 * 1000 / millis;
+        if loss > HIGH_LOSS {
+            let lost_per_mille = (loss.clamp(0.0, 1.0) * 1000.0).round() as u64;
+            let delivered = sent_bps * (1000 - lost_per_mille) / 1000;
+            let ceiling = delivered / 100 * DELIVERED_MARGIN;
+            self.ceiling = Some(self.ceiling.map_or(ceiling, |c| c.min(ceiling)));
+        } else if loss < LOW_LOSS {
+            self.ceiling = self.ceiling.map(|c| c + c / 100 * RECOVERY_PER_STEP).filter(|c| estimate.is_none_or(|e| *c < e));
+        }
+    }
+
+    /// Whether heavy loss holds the estimate down now (then nothing should probe).
+    pub fn is_active(&self) -> bool {
+        self.ceiling.is_some()
+    }
+
+    /// The estimate with the ceiling applied.
+    pub fn apply(&self, estimate: u64) -> u64 {
+        self.ceiling.map_or(estimate, |c| c.min(estimate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn second(i: u64) -> Instant {
+        static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *T0.get_or_init(Instant::now) + Duration::from_secs(i)
+    }
+
+    #[test]
+    fn heavy_loss_drops_the_ceiling_to_what_got_through() {
+        let mut c = LossCap::default();
+        c.on_stats(second(0), 0, Some(0.0), Some(600_000));
+        // 500 kbit/s sent, 60 % lost: 200 kbit/s delivered, ceiling 170 kbit/s.
+        c.on_stats(second(1), 62_500, Some(0.6), Some(600_000));
+        assert_eq!(c.apply(600_000), 170_000);
+        assert_eq!(c.apply(100_000), 100_000, "never raises an estimate");
+    }
+
+    #[test]
+    fn moderate_loss_holds_and_low_loss_lifts_it_step_by_step() {
+        let mut c = LossCap::default();
+        c.on_stats(second(0), 0, None, None);
+        c.on_stats(second(1), 62_500, Some(0.6), Some(600_000));
+        c.on_stats(second(2), 70_000, Some(0.05), Some(600_000));
+        assert_eq!(c.apply(600_000), 170_000, "3-10 % loss holds");
+        c.on_stats(second(3), 80_000, Some(0.0), Some(600_000));
+        assert_eq!(c.apply(600_000), 183_600);
+        c.on_stats(second(4), 90_000, Some(0.0), Some(150_000));
+        assert_eq!(c.apply(1_000_000), 1_000_000, "lifted once the estimate is below it");
+    }
+
+    #[test]
+    fn random_loss_of_a_few_percent_changes_nothing() {
+        let mut c = LossCap::default();
+        for i in 0..10 {
+            c.on_stats(second(i), i * 75_000, Some(0.03), Some(600_000));
+        }
+        assert_eq!(c.apply(600_000), 600_000);
+    }
+}
