@@ -45,7 +45,7 @@ export class Room extends EventTarget {
     this.token = tokenFromLocation();
     this.claims = this.token ? peekToken(this.token) : null;
     this.signaling = new Signaling({ token: this.token });
-    this.publish = publishes ? new PublishSession(this.signaling) : null;
+    this.publish = publishes ? new PublishSession(this.signaling, { simulcast: role === 'main' ? ['camera'] : [] }) : null;
     this.subscribe = new SubscribeSession(this.signaling);
     this.me = null;
     this.classId = this.claims?.cls || null;
@@ -301,6 +301,7 @@ export class Room extends EventTarget {
       stats: () => room.subscribe.stats(),
       publishStats: async () => (room.publish ? room.publish.stats() : {}),
       publishing: () => (room.publish ? room.publish.activeSources() : []),
+      publishLayers: () => (room.publish ? room.publish.layerStats() : []),
       live: () => [...room.live],
       participants: () => [...room.participants.values()].map((p) => ({ ...p })),
       setCallOn: (id) => room.setCallOn(id),

@@ -22,6 +22,15 @@ const ENCODING = {
   mic: { maxBitrate: 64_000, hint: 'speech' },
 };
 
+// The teacher camera goes out as three simulcast layers (rids the server knows:
+// q, h, f), so each classroom gets the one its link carries (docs/protocol.md,
+// "Simulcast and congestion control").
+const SIMULCAST_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_200_000 },
+];
+
 /** Resolves when ICE gathering is complete, or after `capMs` regardless. */
 export function waitForIceGathering(pc, capMs = ICE_GATHER_CAP_MS) {
   if (pc.iceGatheringState === 'complete') return Promise.resolve();
@@ -105,7 +114,11 @@ async function applyEncoding(sender, source) {
   try {
     const params = sender.getParameters();
     if (!params.encodings || params.encodings.length === 0) params.encodings = [{}];
-    params.encodings[0].maxBitrate = cfg.maxBitrate;
+    if (params.encodings.length > 1) {
+      for (const e of params.encodings) e.maxBitrate = SIMULCAST_LAYERS.find((l) => l.rid === e.rid)?.maxBitrate ?? e.maxBitrate;
+    } else {
+      params.encodings[0].maxBitrate = cfg.maxBitrate;
+    }
     if (cfg.degradation && 'degradationPreference' in params) params.degradationPreference = cfg.degradation;
     await sender.setParameters(params);
   } catch (err) {
@@ -150,9 +163,11 @@ function awaitReply(signaling, type, errorCodes) {
  * with the tracks still held. Events: `error` ({code, message}), `state`.
  */
 export class PublishSession extends EventTarget {
-  constructor(signaling) {
+  /** `simulcast`: the sources sent as simulcast layers (the teacher's camera). */
+  constructor(signaling, { simulcast = [] } = {}) {
     super();
     this.signaling = signaling;
+    this.simulcast = new Set(simulcast);
     this.pc = null;
     this.sources = new Map(); // source -> { track, transceiver }
     this.chain = Promise.resolve();
@@ -228,7 +243,9 @@ export class PublishSession extends EventTarget {
       return;
     }
     const stream = new MediaStream([entry.track]);
-    entry.transceiver = this.pc.addTransceiver(entry.track, { direction: 'sendonly', streams: [stream] });
+    const init = { direction: 'sendonly', streams: [stream] };
+    if (kind === 'video' && this.simulcast.has(source)) init.sendEncodings = SIMULCAST_LAYERS.map((l) => ({ ...l }));
+    entry.transceiver = this.pc.addTransceiver(entry.track, init);
     applyCodecPreferences(entry.transceiver, kind);
   }
 
@@ -283,6 +300,19 @@ export class PublishSession extends EventTarget {
     this.dispatchEvent(new CustomEvent('state', {
       detail: { connection: this.pc ? this.pc.connectionState : 'closed', negotiated: this.negotiated },
     }));
+  }
+
+  /** The simulcast layers being encoded: [{rid, width, height, framesEncoded}]. */
+  async layerStats() {
+    if (!this.pc) return [];
+    const { report } = await rtpStats(this.pc, 'outbound-rtp');
+    const out = [];
+    report.forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) {
+        out.push({ rid: s.rid, width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, framesEncoded: s.framesEncoded ?? 0 });
+      }
+    });
+    return out;
   }
 
   /** Outbound RTP counters keyed by source. */
@@ -455,6 +485,11 @@ function inboundSummary(kind, s, codec) {
     bytesReceived: s?.bytesReceived ?? 0,
     totalSamplesReceived: s?.totalSamplesReceived ?? 0,
     concealedSamples: s?.concealedSamples ?? 0,
+    frameWidth: s?.frameWidth ?? 0,
+    frameHeight: s?.frameHeight ?? 0,
+    framesPerSecond: s?.framesPerSecond ?? 0,
+    freezeCount: s?.freezeCount ?? 0,
+    totalFreezesDuration: s?.totalFreezesDuration ?? 0,
     ssrc: s?.ssrc ?? null,
     codec: codec ?? null,
   };
