@@ -364,6 +364,11 @@ impl Rooms {
                     tx.send(ServerMsg::SubscribeOffer { sdp, tracks: tracks.into_iter().map(track_info).collect() });
                 }
             }
+            SfuEvent::PublisherLayers { peer, mid, active } => {
+                if let Some(Owner::Session { tx }) = self.owners.get(&peer).map(|o| o.clone()) {
+                    tx.send(ServerMsg::Layers { mid, active });
+                }
+            }
             SfuEvent::SourceState { room, key, live } => {
                 if let Some(class) = self.live.get(&room) {
                     class.set_source_live(key.to_string(), live);

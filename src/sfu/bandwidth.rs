@@ -66,6 +66,7 @@ impl Sfu {
         for id in ids {
             self.allocate_peer(id, now);
         }
+        self.update_publisher_layers(now);
     }
 
     fn allocate_peer(&mut self, id: PeerId, now: Instant) {
@@ -118,7 +119,7 @@ impl Sfu {
     fn demand_of(&self, room: &Room, down: &DownTrack, now: Instant) -> Option<Demand> {
         let feed = feed_of(room, &down.slot)?;
         let track = self.peers.get(&feed.peer)?.tracks_in.get(&feed.mid)?;
-        let layers = track.live_layers(now);
+        let layers = track.usable_layers(now);
         if layers == 0 {
             return None;
         }

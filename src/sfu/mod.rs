@@ -25,6 +25,7 @@ pub mod health;
 mod loss_cap;
 mod negotiate;
 pub mod peer;
+mod publisher_layers;
 pub mod room;
 pub mod sdp_check;
 pub mod sim;
@@ -107,6 +108,9 @@ pub enum SfuEvent {
     ShardReset { rooms: Vec<RoomId> },
     /// A connection's health over the last stats interval (once a second each).
     PeerHealth(Box<health::PeerHealth>),
+    /// Tell a simulcast publisher which layers of its m-line `mid` to send (by rid):
+    /// the others nobody receives.
+    PublisherLayers { peer: PeerId, mid: String, active: Vec<String> },
     /// The connection is gone; forget its ufrag and addresses.
     PeerClosed { peer: PeerId, room: RoomId, ufrag: String, addrs: Vec<SocketAddr>, reason: CloseReason },
 }

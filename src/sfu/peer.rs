@@ -72,6 +72,12 @@ pub struct TrackIn {
     /// Layer `l` is the source `generation + l`.
     pub generation: u64,
     pub layers: [LayerIn; MAX_LAYERS],
+    /// Simulcast: how many layers the publisher has sent (the highest seen + 1),
+    /// whether each is active (not paused at our request), and since when
+    /// nobody receives it (see `publisher_layers`).
+    pub known_layers: u8,
+    pub active: [bool; MAX_LAYERS],
+    pub unused_since: [Option<Instant>; MAX_LAYERS],
     codecs: HashMap<Pt, Option<CodecKey>>,
 }
 
@@ -83,6 +89,9 @@ impl TrackIn {
             key,
             generation,
             layers: [layer(), layer(), layer()],
+            known_layers: 0,
+            active: [true; MAX_LAYERS],
+            unused_since: [None; MAX_LAYERS],
             codecs: HashMap::new(),
         }
     }
@@ -93,7 +102,17 @@ impl TrackIn {
         let Some(rid) = rid else { return Some(0) };
         let layer = layers::layer_of_rid(&rid)?;
         self.layers[usize::from(layer)].rid.get_or_insert(rid);
+        self.known_layers = self.known_layers.max(layer + 1);
         Some(layer)
+    }
+
+    /// Number of layers to allocate from: all the publisher has sent while any
+    /// arrives (a layer paused at our request can be resumed), else 0.
+    pub fn usable_layers(&self, now: Instant) -> u8 {
+        match self.live_layers(now) {
+            0 => 0,
+            live => live.max(self.known_layers),
+        }
     }
 
     /// Number of layers arriving now: the highest live one + 1 (0: nothing arrives).

@@ -190,6 +190,9 @@ pub enum ServerMsg {
     SourceState { key: String, live: bool },
     /// Whether the lesson is being recorded; sent after `joined` and on every change.
     Recording { on: bool },
+    /// Simulcast: send only these layers (rids) of the publish m-line `mid`; the
+    /// others nobody receives now. Added in protocol v2; older clients ignore it.
+    Layers { mid: String, active: Vec<String> },
     Error { code: ErrorCode, message: String },
     Pong,
 }

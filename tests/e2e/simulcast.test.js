@@ -46,4 +46,18 @@ describe('simulcast teacher camera', () => {
     const { per } = await sumMetric(live.server, 'classcast_dropped_packets_total', 'reason');
     assert.ok((per.layer_not_selected ?? 0) > 0, `the server filters the other layers: ${JSON.stringify(per)}`);
   });
+
+  test('the layer nobody receives is paused at the teacher; the others keep going', async () => {
+    const t0 = Date.now();
+    const layers = await waitFor(live.teacher.page, async () => {
+      const l = await window.__classcast.publishLayers();
+      return l.some((x) => x.rid === 'h' && x.active === false) ? l : null;
+    }, undefined, 20_000, 'layer h paused');
+    console.log(`# h paused ${Date.now() - t0} ms after the classroom reached the top layer: ${JSON.stringify(layers.map((l) => [l.rid, l.active]))}`);
+    assert.deepEqual(layers.filter((l) => l.active).map((l) => l.rid).sort(), ['f', 'q']);
+    const before = (await cameraStats(live.rooms[0].page)).framesDecoded;
+    await new Promise((r) => setTimeout(r, 2000));
+    const s = await cameraStats(live.rooms[0].page);
+    assert.ok(s.framesDecoded > before + 20 && s.frameWidth === 1280, `the classroom keeps the top layer: ${JSON.stringify(s)}`);
+  });
 });

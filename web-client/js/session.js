@@ -168,6 +168,7 @@ export class PublishSession extends EventTarget {
     super();
     this.signaling = signaling;
     this.simulcast = new Set(simulcast);
+    signaling.addEventListener('layers', (ev) => this.setActiveLayers(ev.detail.mid, ev.detail.active));
     this.pc = null;
     this.sources = new Map(); // source -> { track, transceiver }
     this.chain = Promise.resolve();
@@ -302,6 +303,20 @@ export class PublishSession extends EventTarget {
     }));
   }
 
+  /** The server asks to send only the `active` rids of m-line `mid` (nobody receives the rest). */
+  async setActiveLayers(mid, active) {
+    const tr = this.pc?.getTransceivers().find((t) => t.mid === mid);
+    if (!tr || typeof tr.sender.getParameters !== 'function') return;
+    try {
+      const params = tr.sender.getParameters();
+      if (!params.encodings || params.encodings.length < 2) return;
+      for (const e of params.encodings) e.active = active.includes(e.rid);
+      await tr.sender.setParameters(params);
+    } catch (err) {
+      console.warn('could not change simulcast layers', err);
+    }
+  }
+
   /** The simulcast layers being encoded: [{rid, width, height, framesEncoded}]. */
   async layerStats() {
     if (!this.pc) return [];
@@ -309,7 +324,7 @@ export class PublishSession extends EventTarget {
     const out = [];
     report.forEach((s) => {
       if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) {
-        out.push({ rid: s.rid, width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, framesEncoded: s.framesEncoded ?? 0 });
+        out.push({ rid: s.rid, width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, framesEncoded: s.framesEncoded ?? 0, active: s.active ?? true });
       }
     });
     return out;
