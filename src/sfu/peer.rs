@@ -25,6 +25,7 @@ use super::allocate::TrackAlloc;
 use super::forward::keyframe::{KEYFRAME_REQUEST_INTERVAL, KeyframeThrottle, VideoCodec};
 use super::forward::layers::{self, LayerSelector, MAX_LAYERS};
 use super::forward::rate::RateMeter;
+use super::forward::red::RedHistory;
 use super::forward::rewrite::RtpRewriter;
 use super::room::{Policy, SlotKey};
 use super::{PeerId, RoomId};
@@ -137,7 +138,11 @@ pub struct DownTrack {
     /// Which simulcast layer is forwarded, and which one the allocator wants.
     pub layers: LayerSelector,
     pub alloc: TrackAlloc,
+    /// Audio: the previous packet sent, for RED redundancy (see `forward::red`).
+    pub red: RedHistory,
     pts: Vec<(CodecKey, Option<Pt>)>,
+    /// The subscriber's RED payload type for a primary payload type (cached until renegotiation).
+    red_pts: Vec<(Pt, Option<Pt>)>,
 }
 
 impl DownTrack {
@@ -150,7 +155,9 @@ impl DownTrack {
             awaiting_keyframe: true,
             layers: LayerSelector::default(),
             alloc: TrackAlloc::starting_at(Some(0)),
+            red: RedHistory::default(),
             pts: Vec::new(),
+            red_pts: Vec::new(),
         }
     }
 
@@ -164,9 +171,20 @@ impl DownTrack {
         pt
     }
 
+    /// The RED payload type wrapping `primary` on this connection, if negotiated.
+    pub fn red_for(&mut self, rtc: &Rtc, primary: Pt) -> Option<Pt> {
+        if let Some((_, red)) = self.red_pts.iter().find(|(p, _)| *p == primary) {
+            return *red;
+        }
+        let red = rtc.codec_config().find(|p| p.pt() == primary).and_then(|p| p.red());
+        self.red_pts.push((primary, red));
+        red
+    }
+
     pub fn renegotiated(&mut self) {
         self.negotiated = true;
         self.pts.clear();
+        self.red_pts.clear();
     }
 }
 
@@ -287,7 +305,8 @@ pub fn build_rtc(now: Instant, candidates: &[SocketAddr], estimate_bandwidth: bo
         .set_ice_lite(true)
         .set_stats_interval(Some(super::health::STATS_INTERVAL))
         .clear_codecs()
-        .enable_opus(true, false);
+        // RED for Opus is offered to subscribers only (the server adds the redundancy).
+        .enable_opus(true, estimate_bandwidth);
     let codecs = config.codec_config();
     for (pt, rtx, profile_level_id) in [(127u8, 121u8, 0x42e01f), (125, 107, 0x42001f), (123, 119, 0x4d001f)] {
         codecs.add_h264(pt.into(), Some(rtx.into()), true, profile_level_id);

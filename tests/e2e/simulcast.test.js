@@ -47,6 +47,20 @@ describe('simulcast teacher camera', () => {
     assert.ok((per.layer_not_selected ?? 0) > 0, `the server filters the other layers: ${JSON.stringify(per)}`);
   });
 
+  test('teacher audio reaches the classroom with RED redundancy, and plays', async () => {
+    const page = live.rooms[0].page;
+    const mic = async () => (await pageStats(page))['main/mic'] ?? {};
+    const a = await mic();
+    await new Promise((r) => setTimeout(r, 2000));
+    const b = await mic();
+    console.log(`# classroom audio codec ${b.codec}, samples +${b.totalSamplesReceived - a.totalSamplesReceived}, concealed +${b.concealedSamples - a.concealedSamples}`);
+    const sdp = await page.evaluate(() => window.__classcast.subscribeSdp());
+    const audio = sdp.split('m=').find((m) => m.startsWith('audio')) ?? '';
+    assert.match(audio, /a=rtpmap:\d+ red\/48000\/2/, 'the classroom accepted RED for the teacher audio');
+    assert.ok(b.concealedSamples - a.concealedSamples < 4800, 'under 5 % concealed on a clean link');
+    assert.ok(b.totalSamplesReceived - a.totalSamplesReceived > 48_000, 'about 2 s of audio decoded');
+  });
+
   test('the layer nobody receives is paused at the teacher; the others keep going', async () => {
     const t0 = Date.now();
     const layers = await waitFor(live.teacher.page, async () => {

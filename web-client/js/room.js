@@ -308,6 +308,7 @@ export class Room extends EventTarget {
       raiseHand: (raised) => room.raiseHand(raised),
       setRecording: (on) => room.setRecording(on),
       receiveReport: () => room.reporter.last,
+      subscribeSdp: () => room.subscribe.pc?.localDescription?.sdp ?? null,
       mediaPorts: async () => ({ publish: await localPort(room.publish?.pc), subscribe: await localPort(room.subscribe.pc) }),
       // Tests: stop sending media now (closes the publish connection); returns when.
       stopSending: () => { room.publish?.closePc(); return Date.now(); },

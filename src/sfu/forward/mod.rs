@@ -13,6 +13,7 @@
 pub mod keyframe;
 pub mod layers;
 pub mod rate;
+pub mod red;
 pub mod rewrite;
 
 use std::sync::Arc;
@@ -125,7 +126,11 @@ impl Sfu {
         }
         let pt = down.pt_for(&peer.rtc, mid, inc.codec).ok_or(DropReason::CodecMismatch)?;
         let out = admit(down, inc)?;
-        let write = RtpWrite::new(pt, out.seq.into(), out.ts, inc.captured.at, inc.payload.clone())
+        let (pt, payload) = match down.red_for(&peer.rtc, pt) {
+            Some(red_pt) if !inc.video => (red_pt, down.red.wrap(out.ts, *pt, &inc.payload)),
+            _ => (pt, inc.payload.clone()),
+        };
+        let write = RtpWrite::new(pt, out.seq.into(), out.ts, inc.captured.at, payload)
             .marker(inc.marker)
             .ext_vals(inc.ext.clone())
             .nackable(inc.video);
