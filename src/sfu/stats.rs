@@ -35,10 +35,23 @@ pub enum DropReason {
     OwnMedia,
     /// The recorder's queue was full: the packet is not recorded (the class goes on).
     RecorderBehind,
+    // ICE-TCP (src/driver/tcp.rs): each closes its TCP connection except the last two.
+    /// A TCP frame (RFC 4571) of length 0, or a first frame that is not a STUN request naming a known ufrag.
+    TcpBadFraming,
+    /// A TCP frame longer than the largest datagram accepted.
+    TcpOversize,
+    /// A TCP connection refused because the connection limit was reached.
+    TcpTooManyConnections,
+    /// A TCP connection closed after carrying nothing for the idle timeout.
+    TcpIdle,
+    /// A frame for a TCP connection whose send queue was full (slow or stuck client).
+    TcpBackpressure,
+    /// A frame for a TCP connection that is gone.
+    TcpNoConnection,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::UnknownSource,
         DropReason::Unrecognized,
         DropReason::Rejected,
@@ -50,6 +63,12 @@ impl DropReason {
         DropReason::BeforeSwitch,
         DropReason::OwnMedia,
         DropReason::RecorderBehind,
+        DropReason::TcpBadFraming,
+        DropReason::TcpOversize,
+        DropReason::TcpTooManyConnections,
+        DropReason::TcpIdle,
+        DropReason::TcpBackpressure,
+        DropReason::TcpNoConnection,
     ];
 
     /// Label value used in metrics and logs.
@@ -66,6 +85,12 @@ impl DropReason {
             DropReason::BeforeSwitch => "before_switch",
             DropReason::OwnMedia => "own_media",
             DropReason::RecorderBehind => "recorder_behind",
+            DropReason::TcpBadFraming => "tcp_bad_framing",
+            DropReason::TcpOversize => "tcp_oversize",
+            DropReason::TcpTooManyConnections => "tcp_too_many_connections",
+            DropReason::TcpIdle => "tcp_idle",
+            DropReason::TcpBackpressure => "tcp_backpressure",
+            DropReason::TcpNoConnection => "tcp_no_connection",
         }
     }
 

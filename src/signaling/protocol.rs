@@ -20,9 +20,10 @@ pub use super::report::TrackReport;
 
 /// Version of this protocol. Bumped only when a variant is added.
 /// 2: `receive_report`.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: `restart_ice`.
+pub const PROTOCOL_VERSION: u32 = 3;
 
-/// The oldest version still served (version 1 lacks only `receive_report`).
+/// The oldest version still served (version 1 lacks `receive_report` and `restart_ice`).
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 
 /// Largest accepted text message, in bytes (an SDP offer with four m-lines is ~6 KiB).
@@ -132,6 +133,10 @@ pub enum ClientMsg {
     /// round-trip time of its subscribe connection), for the dashboard. Not answered;
     /// a report with a value out of bounds is refused with `error` (`bad_message`).
     ReceiveReport { tracks: Vec<TrackReport>, rtt_ms: Option<f64> },
+    /// Since version 3: the subscribe connection lost its media path (ICE disconnected
+    /// or failed); the server answers with a `subscribe_offer` that restarts ICE (new
+    /// credentials). The publish connection is restarted by a `publish` re-offer.
+    RestartIce {},
 }
 
 /// A participant as others see it.
