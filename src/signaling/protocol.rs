@@ -229,6 +229,9 @@ mod tests {
         assert!(matches!(m, ClientMsg::Publish { sources, .. } if sources[0].source == Source::Board));
         let m: ClientMsg = serde_json::from_str(r#"{"type":"call_on","participant":null}"#).unwrap();
         assert_eq!(m, ClientMsg::CallOn { participant: None });
+        let m: ClientMsg = serde_json::from_str(r#"{"type":"restart_ice"}"#).unwrap();
+        assert_eq!(m, ClientMsg::RestartIce {});
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"restart_ice","peer":1}"#).is_err(), "no fields");
     }
 
     #[test]
