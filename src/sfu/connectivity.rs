@@ -13,7 +13,10 @@
 //!   driver to do the same in its own map. The ufrag of a restart offer is routed
 //!   as soon as the offer is made (its client may check before the answer lands).
 //! - A restart asked for while a subscribe offer is in flight is remembered and
-//!   made right after that offer's answer (one offer in flight at a time).
+//!   made right after that offer's answer (one offer in flight at a time). One
+//!   asked for before anything was ever negotiated is a no-op: there is no ICE
+//!   session to restart (str0m would keep its credentials while the offer
+//!   announced new ones).
 //! - Neither path touches tracks, slots or rewriters: media continues on the same
 //!   m-lines once ICE is up again.
 
@@ -27,10 +30,12 @@ use str0m::{Candidate, Rtc};
 use super::peer::PeerKind;
 use super::{NegotiationError, PeerId, Sfu, SfuEvent};
 
-/// Subscribers whose ICE restart waits for the answer to their offer in flight.
+/// Subscribers whose ICE restart waits for the answer to their offer in flight,
+/// and connections that completed a negotiation (have remote ICE credentials).
 #[derive(Debug, Default)]
 pub struct Restarts {
     due: HashSet<PeerId>,
+    negotiated: HashSet<PeerId>,
 }
 
 /// Advertise a passive ICE-TCP host candidate for each address (RFC 6544).
@@ -54,6 +59,9 @@ impl Sfu {
             self.restarts.due.insert(id);
             return Ok(());
         }
+        if !self.restarts.negotiated.contains(&id) {
+            return Ok(());
+        }
         let mut api = peer.rtc.sdp_api();
         let creds = api.ice_restart(true);
         let Some((offer, pending)) = api.apply() else { return Ok(()) };
@@ -72,6 +80,7 @@ impl Sfu {
     /// restart that waited for this answer.
     pub(super) fn ice_credentials_settled(&mut self, id: PeerId, now: Instant) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
+        self.restarts.negotiated.insert(id);
         let current = peer.rtc.direct_api().local_ice_credentials().ufrag;
         if current != peer.ufrag {
             let old = std::mem::replace(&mut peer.ufrag, current.clone());
@@ -98,6 +107,7 @@ impl Sfu {
     /// Forget a closed connection's waiting restart.
     pub(super) fn forget_restart(&mut self, id: PeerId) {
         self.restarts.due.remove(&id);
+        self.restarts.negotiated.remove(&id);
     }
 }
 
@@ -204,6 +214,19 @@ mod tests {
         let before = net.got(1, down).len();
         net.send_video(0, mid, 100, 300_000, 5, true);
         assert!(net.got(1, down).len() > before, "media flows after the publisher's restart");
+    }
+
+    #[test]
+    fn a_restart_before_any_negotiation_is_a_no_op() {
+        let mut net = Net::new();
+        // Offers not started yet: nothing was ever negotiated on this connection.
+        let room = net.room.clone();
+        let sub = net.sfu.subscribe(net.now, &room, "c1", Policy::Audience { own_id: None });
+        let ufrag = net.sfu.peer_ufrag(sub).unwrap().to_string();
+        net.sfu.restart_ice(net.now, sub).unwrap();
+        let events: Vec<SfuEvent> = std::iter::from_fn(|| net.sfu.poll_event()).collect();
+        assert!(events.iter().all(|e| !matches!(e, SfuEvent::SubscribeOffer { .. } | SfuEvent::IceUfrag { .. })), "{events:?}");
+        assert_eq!(net.sfu.peer_ufrag(sub), Some(ufrag.as_str()));
     }
 
     #[test]
