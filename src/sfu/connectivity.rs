@@ -11,7 +11,8 @@
 //! - Whenever a connection's local ufrag changes, `by_ufrag` routes the new one
 //!   to it and forgets the old one, and an `SfuEvent::IceUfrag` tells the socket
 //!   driver to do the same in its own map. The ufrag of a restart offer is routed
-//!   as soon as the offer is made (its client may check before the answer lands).
+//!   as soon as the offer is made (its client may check before the answer lands),
+//!   and unrouted if the answer does not make it current or the connection closes.
 //! - A restart asked for while a subscribe offer is in flight is remembered and
 //!   made right after that offer's answer (one offer in flight at a time). One
 //!   asked for before anything was ever negotiated is a no-op: there is no ICE
@@ -20,7 +21,7 @@
 //! - Neither path touches tracks, slots or rewriters: media continues on the same
 //!   m-lines once ICE is up again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -31,11 +32,13 @@ use super::peer::PeerKind;
 use super::{NegotiationError, PeerId, Sfu, SfuEvent};
 
 /// Subscribers whose ICE restart waits for the answer to their offer in flight,
-/// and connections that completed a negotiation (have remote ICE credentials).
+/// connections that completed a negotiation (have remote ICE credentials), and
+/// the ufrag of each restart offer in flight.
 #[derive(Debug, Default)]
 pub struct Restarts {
     due: HashSet<PeerId>,
     negotiated: HashSet<PeerId>,
+    offered: HashMap<PeerId, String>,
 }
 
 /// Advertise a passive ICE-TCP host candidate for each address (RFC 6544).
@@ -67,6 +70,7 @@ impl Sfu {
         let Some((offer, pending)) = api.apply() else { return Ok(()) };
         peer.pending_offer = Some(pending);
         tracing::info!(peer = %id, room = %peer.room, participant = %peer.participant, "ICE restart offered");
+        self.restarts.offered.insert(id, creds.ufrag.clone());
         self.route_ufrag(id, creds.ufrag);
         let tracks = self.track_descs(id);
         self.events.push_back(SfuEvent::SubscribeOffer { peer: id, sdp: offer.to_sdp_string(), tracks });
@@ -85,11 +89,11 @@ impl Sfu {
         if current != peer.ufrag {
             let old = std::mem::replace(&mut peer.ufrag, current.clone());
             tracing::info!(peer = %id, room = %peer.room, participant = %peer.participant, "ICE restarted");
-            if self.by_ufrag.get(&old) == Some(&id) {
-                self.by_ufrag.remove(&old);
-            }
-            self.events.push_back(SfuEvent::IceUfrag { peer: id, ufrag: old, routed: false });
-            self.route_ufrag(id, current);
+            self.unroute_ufrag(id, old);
+            self.route_ufrag(id, current.clone());
+        }
+        if let Some(offered) = self.restarts.offered.remove(&id).filter(|u| *u != current) {
+            self.unroute_ufrag(id, offered);
         }
         let waiting = self.peers.get(&id).is_some_and(|p| p.pending_offer.is_none());
         if waiting && self.restarts.due.remove(&id) {
@@ -104,10 +108,20 @@ impl Sfu {
         }
     }
 
-    /// Forget a closed connection's waiting restart.
+    fn unroute_ufrag(&mut self, id: PeerId, ufrag: String) {
+        if self.by_ufrag.get(&ufrag) == Some(&id) {
+            self.by_ufrag.remove(&ufrag);
+        }
+        self.events.push_back(SfuEvent::IceUfrag { peer: id, ufrag, routed: false });
+    }
+
+    /// Forget a closing connection's restart state (and unroute a restart offer's ufrag).
     pub(super) fn forget_restart(&mut self, id: PeerId) {
         self.restarts.due.remove(&id);
         self.restarts.negotiated.remove(&id);
+        if let Some(offered) = self.restarts.offered.remove(&id) {
+            self.unroute_ufrag(id, offered);
+        }
     }
 }
 
@@ -227,6 +241,27 @@ mod tests {
         let events: Vec<SfuEvent> = std::iter::from_fn(|| net.sfu.poll_event()).collect();
         assert!(events.iter().all(|e| !matches!(e, SfuEvent::SubscribeOffer { .. } | SfuEvent::IceUfrag { .. })), "{events:?}");
         assert_eq!(net.sfu.peer_ufrag(sub), Some(ufrag.as_str()));
+    }
+
+    #[test]
+    fn a_connection_closed_with_a_restart_in_flight_leaves_no_route() {
+        let (mut net, _, _, sub) = class();
+        // Offered straight on the core: the client never sees nor answers it.
+        net.sfu.restart_ice(net.now, sub).unwrap();
+        let offered = ufrag_events_now(&mut net.sfu, sub);
+        assert_eq!(offered.len(), 1, "the restart offer's ufrag was routed");
+        net.sfu.remove_peer(sub, net.now);
+        assert!(net.sfu.by_ufrag.values().all(|p| *p != sub), "no ufrag routes to the closed connection");
+        assert!(ufrag_events_now(&mut net.sfu, sub).contains(&(offered[0].0.clone(), false)), "the driver is told to unroute it");
+    }
+
+    fn ufrag_events_now(sfu: &mut Sfu, peer: PeerId) -> Vec<(String, bool)> {
+        std::iter::from_fn(|| sfu.poll_event())
+            .filter_map(|e| match e {
+                SfuEvent::IceUfrag { peer: p, ufrag, routed } if p == peer => Some((ufrag, routed)),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
