@@ -132,7 +132,7 @@ pub struct Sfu {
     tap_out: VecDeque<tap::TapPacket>,
     /// Set by a tap whose video went too long without a keyframe (see `tap`).
     tap_keyframe_due: bool,
-    /// ICE restarts asked for while an offer was in flight (see `connectivity`).
+    /// ICE restart state: restarts waiting for an answer, negotiated connections, restart offers' ufrags (see `connectivity`).
     restarts: connectivity::Restarts,
 }
 
