@@ -132,6 +132,10 @@ pub struct ServeArgs {
     /// 10 minutes, for 10 attempts (default: 2000).
     #[arg(long, env = "CLASSCAST_WEBHOOK_RETRY_BASE_MS")]
     pub webhook_retry_base_ms: Option<u64>,
+    /// Also accept ICE over TCP on the media port number (passive TCP candidates, RFC
+    /// 6544), for schools whose firewalls block UDP (default: true).
+    #[arg(long, env = "CLASSCAST_ICE_TCP")]
+    pub ice_tcp: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +157,8 @@ pub struct Config {
     pub clock_offset_ms: i64,
     /// Wait after a webhook delivery's first failed attempt (at least 1 ms).
     pub webhook_retry_base: std::time::Duration,
+    /// Listen for ICE-TCP on the media port number too.
+    pub ice_tcp: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +205,7 @@ impl Config {
             empty_grace: std::time::Duration::from_secs(a.empty_grace_secs.unwrap_or(10)),
             clock_offset_ms: a.clock_offset_ms.unwrap_or(0),
             webhook_retry_base: a.webhook_retry_base_ms.map_or(crate::webhooks::DEFAULT_RETRY_BASE, |ms| std::time::Duration::from_millis(ms.max(1))),
+            ice_tcp: a.ice_tcp.unwrap_or(true),
         })
     }
 }
@@ -236,6 +243,7 @@ fn merge(a: ServeArgs, f: ServeArgs) -> ServeArgs {
         empty_grace_secs: a.empty_grace_secs.or(f.empty_grace_secs),
         clock_offset_ms: a.clock_offset_ms.or(f.clock_offset_ms),
         webhook_retry_base_ms: a.webhook_retry_base_ms.or(f.webhook_retry_base_ms),
+        ice_tcp: a.ice_tcp.or(f.ice_tcp),
     }
 }
 

@@ -46,8 +46,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let candidates: Vec<SocketAddr> = config.advertise.iter().map(|ip| SocketAddr::new(*ip, config.media_bind.port())).collect();
     let (taps, tap_rx) = classcast::driver::taps::tap_queue(TAP_QUEUE);
-    let driver = MediaDriver::start(config.media_bind, candidates, config.workers, events_tx, taps)
-        .with_context(|| format!("binding the media port {}", config.media_bind))?;
+    let ice_tcp = config.ice_tcp.then(classcast::driver::tcp::TcpLimits::default);
+    let driver = MediaDriver::start_with(config.media_bind, candidates, config.workers, events_tx, taps, ice_tcp)
+        .with_context(|| format!("binding the media port {} (UDP, and TCP for ICE-TCP)", config.media_bind))?;
     let recordings = config.data_dir.join("recordings");
     let interrupted = classcast::recording::recover_interrupted(&recordings, &store);
     let exports = Exports::start(recordings.clone(), store.clone()).context("starting the export thread")?;

@@ -130,10 +130,10 @@ async fn the_dashboard_is_admin_only_and_lists_todays_periods() {
 async fn a_classroom_report_reaches_its_tile_and_the_metrics_and_bad_ones_are_refused() {
     let s = Server::start("dashboard-report", KEY, &[]).await;
     let (class, rid, token) = class_with_classroom(&s).await;
-    let (_, refused) = s.join(&token, 3).await;
+    let (_, refused) = s.join(&token, 4).await;
     assert_eq!((&refused["type"], &refused["code"]), (&json!("error"), &json!("unsupported_version")));
     let (mut old, joined) = s.join(&token, 1).await;
-    assert_eq!((&joined["type"], &joined["v"]), (&json!("joined"), &json!(2)), "a version 1 client is served");
+    assert_eq!((&joined["type"], &joined["v"]), (&json!("joined"), &json!(3)), "a version 1 client is served");
     let _ = old.close(None).await;
 
     let (mut ws, joined) = s.join(&token, 2).await;

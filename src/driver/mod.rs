@@ -14,6 +14,7 @@
 
 mod shard;
 pub mod taps;
+pub mod tcp;
 
 use std::hash::{Hash, Hasher};
 use std::io;
@@ -50,6 +51,20 @@ impl Routes {
         self.by_addr.get(&source).map(|s| *s)
     }
 
+    /// Route `ufrag` to `shard` (or stop routing it), after an ICE restart.
+    fn route_ufrag(&self, ufrag: &str, routed: bool, shard: usize) {
+        if routed {
+            self.by_ufrag.insert(ufrag.to_string(), shard);
+        } else {
+            self.by_ufrag.remove(ufrag);
+        }
+    }
+
+    /// The shard serving the server ufrag a STUN request names.
+    fn shard_of_ufrag(&self, data: &[u8]) -> Option<usize> {
+        stun_server_ufrag(data).and_then(|u| self.by_ufrag.get(u).map(|s| *s))
+    }
+
     fn forget(&self, ufrag: &str, addrs: &[SocketAddr]) {
         self.by_ufrag.remove(ufrag);
         for a in addrs {
@@ -77,6 +92,7 @@ pub struct MediaDriver {
     shards: Arc<[Shard]>,
     routes: Arc<Routes>,
     unrouted: Arc<SfuCounters>,
+    tcp: Arc<tcp::TcpConns>,
     local: SocketAddr,
 }
 
@@ -90,17 +106,37 @@ impl MediaDriver {
         events: UnboundedSender<SfuEvent>,
         taps: taps::TapSink,
     ) -> io::Result<Self> {
+        Self::start_with(bind, candidates, workers, events, taps, None)
+    }
+
+    /// As `start`; with `ice_tcp` the media port is also a TCP port (the same
+    /// number) taking ICE-TCP connections within those limits, advertised as
+    /// passive TCP candidates.
+    pub fn start_with(
+        bind: SocketAddr,
+        candidates: Vec<SocketAddr>,
+        workers: usize,
+        events: UnboundedSender<SfuEvent>,
+        taps: taps::TapSink,
+        ice_tcp: Option<tcp::TcpLimits>,
+    ) -> io::Result<Self> {
         let socket = Arc::new(UdpSocket::bind(bind)?);
         let local = socket.local_addr()?;
+        let listener = if ice_tcp.is_some() { Some(std::net::TcpListener::bind(local)?) } else { None };
         let candidates = candidates.into_iter().map(|c| SocketAddr::new(c.ip(), local.port())).collect::<Vec<_>>();
+        let tcp_candidates = if ice_tcp.is_some() { candidates.clone() } else { Vec::new() };
         let routes = Arc::new(Routes::default());
+        let tcp = Arc::new(tcp::TcpConns::new(ice_tcp.unwrap_or_default()));
         let shards: Arc<[Shard]> = (0..workers.max(1))
-            .map(|i| Shard::spawn(i, candidates.clone(), socket.clone(), routes.clone(), events.clone(), taps.clone()))
+            .map(|i| Shard::spawn(i, (candidates.clone(), tcp_candidates.clone()), socket.clone(), (routes.clone(), tcp.clone()), events.clone(), taps.clone()))
             .collect::<io::Result<Vec<_>>>()?
             .into();
         let unrouted = Arc::new(SfuCounters::default());
         spawn_receiver(socket, shards.clone(), routes.clone(), unrouted.clone())?;
-        Ok(MediaDriver { shards, routes, unrouted, local })
+        if let Some(listener) = listener {
+            tcp::spawn_acceptor(listener, shards.clone(), routes.clone(), tcp.clone())?;
+        }
+        Ok(MediaDriver { shards, routes, unrouted, tcp, local })
     }
 
     /// The bound media address (its port is the one advertised).
@@ -112,6 +148,7 @@ impl MediaDriver {
     pub fn counters(&self) -> Vec<Arc<SfuCounters>> {
         let mut v: Vec<_> = self.shards.iter().map(|s| s.counters.clone()).collect();
         v.push(self.unrouted.clone());
+        v.push(self.tcp.counters.clone());
         v
     }
 
@@ -163,6 +200,11 @@ impl MediaDriver {
         let key = room.clone();
         let r = self.call(&key, move |sfu, now, routes, i| register(sfu.whep(now, &room, &participant, &offer), sfu, routes, i)).await?;
         Ok(r?)
+    }
+
+    /// Restart ICE on a subscribe connection (its client lost the media path).
+    pub async fn restart_ice(&self, room: &str, peer: PeerId) -> Result<(), CallError> {
+        Ok(self.call(room, move |sfu, now, _, _| sfu.restart_ice(now, peer)).await??)
     }
 
     pub async fn accept_answer(&self, room: &str, peer: PeerId, sdp: String) -> Result<(), CallError> {
@@ -223,7 +265,7 @@ fn spawn_receiver(socket: Arc<UdpSocket>, shards: Arc<[Shard]>, routes: Arc<Rout
             let data = &buf[..n];
             match routes.shard_for(source, data) {
                 Some(i) => {
-                    let msg = ShardMsg::Datagram { source, data: data.to_vec(), at: Instant::now() };
+                    let msg = ShardMsg::Datagram { proto: str0m::net::Protocol::Udp, source, data: data.to_vec(), at: Instant::now() };
                     if shards[i].tx.send(msg).is_err() {
                         return;
                     }

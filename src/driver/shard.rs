@@ -12,16 +12,19 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use str0m::net::Protocol;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Routes;
+use super::tcp::TcpConns;
 use super::taps::{TapMsg, TapSink};
 use crate::sfu::stats::SfuCounters;
 use crate::sfu::{Sfu, SfuConfig, SfuEvent};
 
 /// Work queued for a shard.
 pub enum ShardMsg {
-    Datagram { source: SocketAddr, data: Vec<u8>, at: Instant },
+    /// A UDP datagram, or an ICE-TCP frame (`proto` Tcp) from the connection at `source`.
+    Datagram { proto: Protocol, source: SocketAddr, data: Vec<u8>, at: Instant },
     Call(Box<dyn FnOnce(&mut Sfu, Instant) + Send>),
 }
 
@@ -48,18 +51,20 @@ const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 impl Shard {
     pub fn spawn(
         index: usize,
-        candidates: Vec<SocketAddr>,
+        (candidates, tcp_candidates): (Vec<SocketAddr>, Vec<SocketAddr>),
         socket: Arc<UdpSocket>,
-        routes: Arc<Routes>,
+        (routes, tcp): (Arc<Routes>, Arc<TcpConns>),
         events: UnboundedSender<SfuEvent>,
         taps: TapSink,
     ) -> io::Result<Shard> {
-        let config = SfuConfig { candidates, id_base: ((index as u64) << ID_SHIFT) + 1 };
+        let config = SfuConfig { candidates, id_base: ((index as u64) << ID_SHIFT) + 1, tcp_candidates };
         let sfu = Sfu::new(config);
         let counters = sfu.counters();
         let gauges = Arc::new(ShardGauges::default());
         let (tx, rx) = crossbeam_channel::unbounded();
         let worker = Worker {
+            index,
+            tcp,
             sfu,
             rx,
             socket,
@@ -76,6 +81,9 @@ impl Shard {
 }
 
 struct Worker {
+    index: usize,
+    /// Where transmits with `Protocol::Tcp` go (ICE-TCP connections).
+    tcp: Arc<TcpConns>,
     sfu: Sfu,
     rx: Receiver<ShardMsg>,
     socket: Arc<UdpSocket>,
@@ -107,7 +115,7 @@ impl Worker {
 
     fn step(&mut self, msg: Option<ShardMsg>, local: SocketAddr) {
         match msg {
-            Some(ShardMsg::Datagram { source, data, at }) => self.sfu.handle_datagram(at, source, local, &data),
+            Some(ShardMsg::Datagram { proto, source, data, at }) => self.sfu.handle_receive(at, proto, source, local, &data),
             Some(ShardMsg::Call(job)) => job(&mut self.sfu, Instant::now()),
             None => {}
         }
@@ -135,13 +143,16 @@ impl Worker {
 
     fn flush(&mut self) {
         while let Some(t) = self.sfu.poll_transmit() {
-            if self.socket.send_to(&t.contents, t.destination).is_err() {
+            if t.proto == Protocol::Tcp {
+                self.tcp.send(t.destination, &t.contents);
+            } else if self.socket.send_to(&t.contents, t.destination).is_err() {
                 self.gauges.send_errors.fetch_add(1, Relaxed);
             }
         }
         while let Some(e) = self.sfu.poll_event() {
             match &e {
                 SfuEvent::PeerClosed { ufrag, addrs, .. } => self.routes.forget(ufrag, addrs),
+                SfuEvent::IceUfrag { ufrag, routed, .. } => self.routes.route_ufrag(ufrag, *routed, self.index),
                 SfuEvent::TapStarted { room, tap, key } => {
                     self.taps.control(TapMsg::Started { room: room.clone(), tap: *tap, key: key.clone() });
                 }

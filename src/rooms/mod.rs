@@ -205,6 +205,11 @@ impl Rooms {
         Ok(self.driver.accept_answer(&s.class.id, s.subscriber, sdp).await?)
     }
 
+    /// Restart ICE on a session's subscribe connection (a new offer follows).
+    pub async fn restart_ice(&self, s: &Joined) -> Result<(), RoomError> {
+        Ok(self.driver.restart_ice(&s.class.id, s.subscriber).await?)
+    }
+
     pub async fn set_paused(&self, s: &Joined, keys: &[String], paused: bool) -> Result<(), RoomError> {
         let parsed: Option<Vec<SlotKey>> = keys.iter().map(|k| SlotKey::parse(k)).collect();
         let keys = parsed.ok_or_else(|| RoomError::BadRequest("track keys look like main/camera".into()))?;
@@ -375,7 +380,7 @@ impl Rooms {
                 }
             }
             // Recording is wired to the recorder by the recording layer (not yet built).
-            SfuEvent::PeerConnected { .. } | SfuEvent::TapStarted { .. } | SfuEvent::TapEnded { .. } => {}
+            SfuEvent::PeerConnected { .. } | SfuEvent::TapStarted { .. } | SfuEvent::TapEnded { .. } | SfuEvent::IceUfrag { .. } => {}
             SfuEvent::PeerHealth(h) => self.health.book().peer(*h),
             SfuEvent::PeerClosed { peer, reason, .. } => {
                 self.health.book().peer_closed(peer);

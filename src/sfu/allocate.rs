@@ -76,6 +76,13 @@ impl TrackAlloc {
     pub fn starting_at(target: Option<u8>) -> Self {
         TrackAlloc { target, ..TrackAlloc::default() }
     }
+
+    /// The source sends nothing this round: pending upgrades and downgrades
+    /// start over when it is back.
+    pub fn idle(&mut self) {
+        self.better_since = None;
+        self.short_since = None;
+    }
 }
 
 /// Rates to hand str0m's bandwidth estimator (`bwe().set_bitrate`).

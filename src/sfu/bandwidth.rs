@@ -35,7 +35,6 @@ pub const PROBE_NUDGE_INTERVAL: Duration = Duration::from_secs(2);
 const PROBE_NUDGE_PERCENT: u64 = 5;
 /// What a layer is assumed to cost before its rate has been measured.
 const NOMINAL_SIMULCAST_BPS: [u64; MAX_LAYERS] = [150_000, 500_000, 1_200_000];
-const NOMINAL_VIDEO_BPS: u64 = 800_000;
 const NOMINAL_AUDIO_BPS: u64 = 40_000;
 /// Estimate used for a connection that gives no feedback at all.
 const UNCONSTRAINED_BPS: u64 = 1_000_000_000;
@@ -79,8 +78,9 @@ impl Sfu {
         };
         let mut tracks: Vec<(Demand, &mut TrackAlloc)> = Vec::new();
         for (mid, down) in peer.down.iter_mut() {
-            if let Some((_, d)) = demands.iter().find(|(m, _)| m == mid) {
-                tracks.push((*d, &mut down.alloc));
+            match demands.iter().find(|(m, _)| m == mid) {
+                Some((_, d)) => tracks.push((*d, &mut down.alloc)),
+                None => down.alloc.idle(),
             }
         }
         let summary = allocate(now, estimate, &mut tracks);
@@ -139,11 +139,14 @@ fn apply_target(down: &mut DownTrack) -> bool {
     changed && down.slot.kind() == MediaKind::Video && down.layers.waiting_for().is_some()
 }
 
+/// What an unmeasured layer is assumed to cost. A single-layer video source has
+/// no cheaper layer to fall back to: until its rate is measured it is assumed to
+/// cost nothing, so it is never paused on a guess.
 fn nominal_bps(kind: MediaKind, layers: u8, layer: usize) -> u64 {
     match kind {
         MediaKind::Audio => NOMINAL_AUDIO_BPS,
         MediaKind::Video if layers > 1 => NOMINAL_SIMULCAST_BPS[layer],
-        MediaKind::Video => NOMINAL_VIDEO_BPS,
+        MediaKind::Video => 0,
     }
 }
 

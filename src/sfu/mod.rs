@@ -16,6 +16,7 @@
 //! - Payloads are shared (`Arc<[u8]>`) from the publisher's receive path to every
 //!   subscriber's send path; nothing on the per-packet path takes a lock.
 
+pub mod connectivity;
 pub mod demux;
 mod events;
 pub mod allocate;
@@ -63,12 +64,14 @@ pub type RoomId = Arc<str>;
 /// How long a connection may stay ICE-disconnected before it is closed.
 pub const DISCONNECT_GRACE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SfuConfig {
     /// Host candidates advertised to every peer (advertised address + media port).
     pub candidates: Vec<SocketAddr>,
     /// Peer ids of this shard start here (keeps ids unique across shards).
     pub id_base: u64,
+    /// Passive ICE-TCP host candidates (advertised address + media port over TCP); empty without ICE-TCP.
+    pub tcp_candidates: Vec<SocketAddr>,
 }
 
 /// A track of a subscribe offer: which m-line carries which slot.
@@ -111,6 +114,9 @@ pub enum SfuEvent {
     /// Tell a simulcast publisher which layers of its m-line `mid` to send (by rid):
     /// the others nobody receives.
     PublisherLayers { peer: PeerId, mid: String, active: Vec<String> },
+    /// A connection's server-side ICE ufrag changed (ICE restart): route `ufrag` to
+    /// this core (`routed`), or stop routing it.
+    IceUfrag { peer: PeerId, ufrag: String, routed: bool },
     /// The connection is gone; forget its ufrag and addresses.
     PeerClosed { peer: PeerId, room: RoomId, ufrag: String, addrs: Vec<SocketAddr>, reason: CloseReason },
 }
@@ -135,6 +141,8 @@ pub struct Sfu {
     tap_keyframe_due: bool,
     /// When subscribers' bandwidth is allocated next (see `bandwidth`).
     next_allocation: Option<Instant>,
+    /// ICE restart state: restarts waiting for an answer, negotiated connections, restart offers' ufrags (see `connectivity`).
+    restarts: connectivity::Restarts,
 }
 
 impl Sfu {
@@ -163,6 +171,7 @@ impl Sfu {
             tap_out: VecDeque::new(),
             tap_keyframe_due: false,
             next_allocation: None,
+            restarts: connectivity::Restarts::default(),
         }
     }
 
@@ -269,6 +278,11 @@ impl Sfu {
 
     /// One datagram received on the shared media port.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+        self.handle_receive(now, Protocol::Udp, source, destination, data);
+    }
+
+    /// One datagram, or one ICE-TCP frame (`Protocol::Tcp`), received on the media port.
+    pub fn handle_receive(&mut self, now: Instant, proto: Protocol, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
         let kind = classify(data);
         if kind == DatagramKind::Other {
             self.counters.dropped(DropReason::Unrecognized);
@@ -282,7 +296,7 @@ impl Sfu {
             self.counters.dropped(DropReason::Unrecognized);
             return;
         };
-        let receive = Receive { proto: Protocol::Udp, source, destination, contents };
+        let receive = Receive { proto, source, destination, contents };
         self.feed_rtc(id, Input::Receive(now, receive));
         self.drain(now);
     }
@@ -387,6 +401,7 @@ impl Sfu {
     fn close_peer(&mut self, id: PeerId, reason: CloseReason) {
         let Some(mut peer) = self.peers.remove(&id) else { return };
         self.deadline_reset();
+        self.forget_restart(id);
         self.send_goodbye(&mut peer);
         self.by_ufrag.remove(&peer.ufrag);
         for a in &peer.addrs {
@@ -460,7 +475,8 @@ impl Sfu {
     fn create_peer(&mut self, now: Instant, room: &RoomId, participant: &str, kind: PeerKind) -> PeerId {
         let id = PeerId(self.next_id);
         self.next_id += 1;
-        let rtc = peer::build_rtc(now, &self.config.candidates, matches!(kind, PeerKind::Subscriber(_)));
+        let mut rtc = peer::build_rtc(now, &self.config.candidates, matches!(kind, PeerKind::Subscriber(_)));
+        connectivity::add_tcp_candidates(&mut rtc, &self.config.tcp_candidates);
         let peer = Peer::new(id, room.clone(), participant.into(), kind, rtc, now);
         self.by_ufrag.insert(peer.ufrag.clone(), id);
         self.peers.insert(id, peer);

@@ -88,6 +88,7 @@ impl Sfu {
     ) -> Result<(PeerId, String), NegotiationError> {
         match answer {
             Ok(answer) => {
+                self.ice_credentials_settled(id, now);
                 self.mark_dirty(id);
                 self.drain(now);
                 Ok((id, answer.to_sdp_string()))
@@ -145,6 +146,7 @@ impl Sfu {
                 self.request_keyframe_for_down(id, mid, now);
             }
         }
+        self.ice_credentials_settled(id, now);
         self.offer_if_needed(id);
         self.mark_dirty(id);
         self.drain(now);
@@ -232,7 +234,7 @@ impl Sfu {
         self.mark_dirty(id);
     }
 
-    fn track_descs(&self, id: PeerId) -> Vec<TrackDesc> {
+    pub(super) fn track_descs(&self, id: PeerId) -> Vec<TrackDesc> {
         let Some(peer) = self.peers.get(&id) else { return Vec::new() };
         let mut v: Vec<TrackDesc> =
             peer.down.iter().map(|(mid, d)| TrackDesc { mid: mid.to_string(), key: d.slot.clone() }).collect();

@@ -120,7 +120,7 @@ impl Default for Net {
 impl Net {
     pub fn new() -> Net {
         let now = Instant::now();
-        let config = SfuConfig { candidates: vec![SERVER.parse().unwrap()], id_base: 1 };
+        let config = SfuConfig { candidates: vec![SERVER.parse().unwrap()], id_base: 1, ..Default::default() };
         Net { sfu: Sfu::new(config), clients: Vec::new(), now, events: Vec::new(), room: "class-1".into(), subscribers: Vec::new(), tapped: Vec::new() }
     }
 

@@ -41,10 +41,23 @@ pub enum DropReason {
     /// Video paused for this subscriber: its bandwidth estimate cannot carry the
     /// lowest layer (audio goes on).
     BandwidthPaused,
+    // ICE-TCP (src/driver/tcp.rs): each closes its TCP connection except the last two.
+    /// A TCP frame (RFC 4571) of length 0, or a first frame that is not a STUN request naming a known ufrag.
+    TcpBadFraming,
+    /// A TCP frame longer than the largest datagram accepted.
+    TcpOversize,
+    /// A TCP connection refused because the connection limit was reached.
+    TcpTooManyConnections,
+    /// A TCP connection closed after carrying nothing for the idle timeout.
+    TcpIdle,
+    /// A frame for a TCP connection whose send queue was full (slow or stuck client).
+    TcpBackpressure,
+    /// A frame for a TCP connection that is gone.
+    TcpNoConnection,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::UnknownSource,
         DropReason::Unrecognized,
         DropReason::Rejected,
@@ -58,6 +71,12 @@ impl DropReason {
         DropReason::RecorderBehind,
         DropReason::LayerNotSelected,
         DropReason::BandwidthPaused,
+        DropReason::TcpBadFraming,
+        DropReason::TcpOversize,
+        DropReason::TcpTooManyConnections,
+        DropReason::TcpIdle,
+        DropReason::TcpBackpressure,
+        DropReason::TcpNoConnection,
     ];
 
     /// Label value used in metrics and logs.
@@ -76,6 +95,12 @@ impl DropReason {
             DropReason::RecorderBehind => "recorder_behind",
             DropReason::LayerNotSelected => "layer_not_selected",
             DropReason::BandwidthPaused => "bandwidth_paused",
+            DropReason::TcpBadFraming => "tcp_bad_framing",
+            DropReason::TcpOversize => "tcp_oversize",
+            DropReason::TcpTooManyConnections => "tcp_too_many_connections",
+            DropReason::TcpIdle => "tcp_idle",
+            DropReason::TcpBackpressure => "tcp_backpressure",
+            DropReason::TcpNoConnection => "tcp_no_connection",
         }
     }
 

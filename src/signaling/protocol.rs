@@ -20,9 +20,10 @@ pub use super::report::TrackReport;
 
 /// Version of this protocol. Bumped only when a variant is added.
 /// 2: `receive_report`.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: `restart_ice`.
+pub const PROTOCOL_VERSION: u32 = 3;
 
-/// The oldest version still served (version 1 lacks only `receive_report`).
+/// The oldest version still served (version 1 lacks `receive_report` and `restart_ice`).
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 
 /// Largest accepted text message, in bytes (an SDP offer with four m-lines is ~6 KiB).
@@ -132,6 +133,10 @@ pub enum ClientMsg {
     /// round-trip time of its subscribe connection), for the dashboard. Not answered;
     /// a report with a value out of bounds is refused with `error` (`bad_message`).
     ReceiveReport { tracks: Vec<TrackReport>, rtt_ms: Option<f64> },
+    /// Since version 3: the subscribe connection lost its media path (ICE disconnected
+    /// or failed); the server answers with a `subscribe_offer` that restarts ICE (new
+    /// credentials). The publish connection is restarted by a `publish` re-offer.
+    RestartIce {},
 }
 
 /// A participant as others see it.
@@ -191,7 +196,7 @@ pub enum ServerMsg {
     /// Whether the lesson is being recorded; sent after `joined` and on every change.
     Recording { on: bool },
     /// Simulcast: send only these layers (rids) of the publish m-line `mid`; the
-    /// others nobody receives now. Added in protocol v2; older clients ignore it.
+    /// others nobody receives now. Added with protocol v3; older clients ignore it.
     Layers { mid: String, active: Vec<String> },
     Error { code: ErrorCode, message: String },
     Pong,
@@ -227,6 +232,9 @@ mod tests {
         assert!(matches!(m, ClientMsg::Publish { sources, .. } if sources[0].source == Source::Board));
         let m: ClientMsg = serde_json::from_str(r#"{"type":"call_on","participant":null}"#).unwrap();
         assert_eq!(m, ClientMsg::CallOn { participant: None });
+        let m: ClientMsg = serde_json::from_str(r#"{"type":"restart_ice"}"#).unwrap();
+        assert_eq!(m, ClientMsg::RestartIce {});
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"restart_ice","peer":1}"#).is_err(), "no fields");
     }
 
     #[test]

@@ -95,6 +95,7 @@ impl Session {
             ClientMsg::CallOn { participant } => rooms.call_on(j, participant).await,
             ClientMsg::SetRecording { on } => rooms.set_recording(j, on).await,
             ClientMsg::ReceiveReport { tracks, rtt_ms } => rooms.receive_report(j, tracks, rtt_ms),
+            ClientMsg::RestartIce {} => rooms.restart_ice(j).await,
             ClientMsg::Leave {} => return Err(Close::new(CLOSE_NORMAL, "left the class")),
             ClientMsg::Ping {} => {
                 self.tx.send(ServerMsg::Pong);

@@ -1,14 +1,18 @@
 // Room controller shared by the teacher, classroom and observer pages: joins
 // with the link's token, keeps the class state (participants, hands, call-on,
-// live sources), runs the publish and subscribe connections, rejoins after a
-// network drop or server restart (rebuilding both connections), and exposes
-// the automation hook `window.__classcast`.
+// live sources), runs the publish and subscribe connections, restarts ICE on a
+// connection whose media path drops (network change or cut: same page, same
+// connections), rejoins after a signaling drop, a server restart or a media path
+// that stays dead (rebuilding both connections), and exposes the automation hook
+// `window.__classcast`.
 //
 // Hook contract: joined, id, role, callOnId, hands, firstFrameMs, log, state,
 // classTitle, recording, tracks(), stats(), publishStats(), setCallOn(id|null),
 // setRecording(bool), stopSending() (tests: close the publish connection, returns Date.now()),
 // raiseHand(bool), receiveReport() (the last receive_report sent, or null),
-// mediaPorts() (local UDP ports of the publish and subscribe connections' selected pairs). `callOn` is the call-on *function* on the teacher page
+// mediaPorts() (local UDP ports of the publish and subscribe connections' selected pairs),
+// iceRestarts ({publish, subscribe}: ICE restarts made by this page), transports() (protocol,
+// local port and TCP type of each connection's selected pair). `callOn` is the call-on *function* on the teacher page
 // (the only role allowed to call on) and the current called-on id elsewhere.
 
 import { Signaling, tokenFromLocation, peekToken } from './signaling.js';
@@ -16,7 +20,14 @@ import { PublishSession, SubscribeSession } from './session.js';
 import { ReceiveReporter, selectedPair } from './report.js';
 
 const PAGE_OF_ROLE = { main: 'teacher.html', classroom: 'classroom.html', observer: 'observer.html' };
-const DEAD_MEDIA_MS = 8_000;
+// A media connection ICE-disconnected this long gets an ICE restart (failed: at once),
+// repeated while it stays down; if it is still down after DEAD_MEDIA_MS the page rejoins
+// (the server closes a connection disconnected for 15 s).
+const ICE_RESTART_AFTER_MS = 1_500;
+const ICE_RESTART_REPEAT_MS = 5_000;
+const DEAD_MEDIA_MS = 20_000;
+// Server protocol version that takes `restart_ice`.
+const RESTART_ICE_VERSION = 3;
 const OPTIMISTIC_MS = 3_000;
 const LOG_LIMIT = 2_000;
 
@@ -54,6 +65,7 @@ export class Room extends EventTarget {
     this.callOnId = null;
     this.live = new Set();
     this.deadTimers = new Map();
+    this.restartTimers = new Map();
     this.revert = null;
     this.serverVersion = null;
     this.reporter = new ReceiveReporter(this);
@@ -184,21 +196,51 @@ export class Room extends EventTarget {
     this.emit('change');
   }
 
-  /** A media connection that stays dead means the server lost us: rejoin. */
+  /**
+   * A media connection lost its path: restart ICE (after a short wait; at once when
+   * failed), again while it stays down; rejoin if it stays down for DEAD_MEDIA_MS.
+   * Back to connected (or closed, or not joined): stop watching.
+   */
   watchMedia(which, connection) {
-    clearTimeout(this.deadTimers.get(which));
-    this.deadTimers.delete(which);
-    if (!this.signaling.joined) return;
-    if (connection === 'failed') {
-      this.signaling.reconnectNow();
-    } else if (connection === 'disconnected') {
+    console.info(`${which} connection ${connection}`);
+    const down = connection === 'disconnected' || connection === 'failed';
+    const trouble = this.deadTimers.has(which);
+    if (!this.signaling.joined || !(down || (trouble && connection === 'connecting'))) {
+      this.stopWatching(which);
+      return;
+    }
+    if (!trouble) {
       this.deadTimers.set(which, setTimeout(() => this.signaling.reconnectNow(), DEAD_MEDIA_MS));
+    }
+    if (connection === 'failed') this.restartIce(which);
+    else if (!this.restartTimers.has(which)) {
+      this.restartTimers.set(which, setTimeout(() => this.restartIce(which), ICE_RESTART_AFTER_MS));
     }
   }
 
+  restartIce(which) {
+    clearTimeout(this.restartTimers.get(which));
+    this.restartTimers.set(which, setTimeout(() => this.restartIce(which), ICE_RESTART_REPEAT_MS));
+    if (!this.signaling.joined) return;
+    if (which === 'subscribe' && !(this.serverVersion >= RESTART_ICE_VERSION)) {
+      this.signaling.reconnectNow();
+      return;
+    }
+    this.hook.iceRestarts[which] += 1;
+    console.info(`ICE restart of the ${which} connection`);
+    if (which === 'publish') this.publish?.restartIce();
+    else this.signaling.restartIce();
+  }
+
+  stopWatching(which) {
+    clearTimeout(this.deadTimers.get(which));
+    clearTimeout(this.restartTimers.get(which));
+    this.deadTimers.delete(which);
+    this.restartTimers.delete(which);
+  }
+
   clearDeadTimers() {
-    for (const timer of this.deadTimers.values()) clearTimeout(timer);
-    this.deadTimers.clear();
+    for (const which of [...this.deadTimers.keys(), ...this.restartTimers.keys()]) this.stopWatching(which);
   }
 
   /** Classroom: raise or lower the hand (shown at once, undone if refused). */
@@ -294,6 +336,7 @@ export class Room extends EventTarget {
       callOnId: null,
       hands: {},
       firstFrameMs: null,
+      iceRestarts: { publish: 0, subscribe: 0 },
       log: [],
       state: 'idle',
       classTitle: '',
@@ -310,6 +353,7 @@ export class Room extends EventTarget {
       receiveReport: () => room.reporter.last,
       subscribeSdp: () => room.subscribe.pc?.localDescription?.sdp ?? null,
       mediaPorts: async () => ({ publish: await localPort(room.publish?.pc), subscribe: await localPort(room.subscribe.pc) }),
+      transports: async () => ({ publish: await transportOf(room.publish?.pc), subscribe: await transportOf(room.subscribe.pc) }),
       // Tests: stop sending media now (closes the publish connection); returns when.
       stopSending: () => { room.publish?.closePc(); return Date.now(); },
     };
@@ -335,6 +379,13 @@ export class Room extends EventTarget {
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+/** Protocol (udp / tcp), local port and TCP type of a connection's selected pair, or null. */
+async function transportOf(pc) {
+  if (!pc) return null;
+  const local = selectedPair(await pc.getStats())?.local;
+  return local ? { protocol: local.protocol, port: local.port, tcpType: local.tcpType ?? null } : null;
 }
 
 /** The local UDP port of a connection's selected candidate pair, or null. */

@@ -215,6 +215,13 @@ export class PublishSession extends EventTarget {
     return this.requestNegotiation();
   }
 
+  /** ICE restart without a new connection: a re-offer with new ICE credentials. */
+  restartIce() {
+    if (!this.pc) return Promise.resolve();
+    this.pc.restartIce();
+    return this.requestNegotiation();
+  }
+
   closePc() {
     if (!this.pc) return;
     const pc = this.pc;

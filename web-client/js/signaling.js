@@ -4,11 +4,13 @@
 // (0.5 s doubling to 5 s) until a fatal error. Messages are dispatched as
 // DOM events named after their `type`; connection changes as `state` events.
 
-// 2: the client may send `receive_report`.
-export const PROTOCOL_VERSION = 2;
+// 2: the client may send `receive_report`; 3: `restart_ice`.
+export const PROTOCOL_VERSION = 3;
 
 const PING_INTERVAL_MS = 10_000;
-const PONG_TIMEOUT_MS = 5_000;
+// Longer than a short network cut: a stalled WebSocket delivers once the link is back,
+// and the media connections ride the cut out with an ICE restart over it (room.js).
+const PONG_TIMEOUT_MS = 12_000;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 5_000;
 const JOIN_TIMEOUT_MS = 8_000; // socket open + `joined`, or try again
@@ -117,6 +119,7 @@ export class Signaling extends EventTarget {
   unsubscribe(keys) { return this.send('unsubscribe', { keys }); }
   raiseHand(raised) { return this.send('raise_hand', { raised: !!raised }); }
   callOn(participant) { return this.send('call_on', { participant: participant ?? null }); }
+  restartIce() { return this.send('restart_ice'); }
 
   onOpen(ws) {
     if (ws !== this.ws) return;

@@ -28,12 +28,13 @@ export const CHROMIUM_ARGS = [
 
 /**
  * Launch one browser (think: one classroom's PC). `label` prefixes its console lines in
- * out/<logName>.browser.log. Returns { label, context, open(url), close() }.
+ * out/<logName>.browser.log. `executablePath` replaces Chromium (netem.js passes a wrapper
+ * that runs it in another network namespace). Returns { label, context, open(url), close() }.
  */
-export async function launchBrowser(label, logName) {
+export async function launchBrowser(label, logName, { executablePath = CHROMIUM } = {}) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), `classcast-chromium-${label}-`));
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     args: CHROMIUM_ARGS,
     viewport: { width: 960, height: 540 },
