@@ -132,6 +132,14 @@ pub struct ServeArgs {
     /// 10 minutes, for 10 attempts (default: 2000).
     #[arg(long, env = "CLASSCAST_WEBHOOK_RETRY_BASE_MS")]
     pub webhook_retry_base_ms: Option<u64>,
+    /// Address of the RTMP listener for bridges (encoders push rtmp://<this>/live/<stream key>;
+    /// default: 127.0.0.1:1935).
+    #[arg(long, env = "CLASSCAST_RTMP_LISTEN")]
+    pub rtmp_listen: Option<SocketAddr>,
+    /// Longest wait between two attempts of a bridge whose source dropped, in ms; the wait
+    /// starts at 500 ms and doubles up to this (default: 2000).
+    #[arg(long, env = "CLASSCAST_BRIDGE_RETRY_MAX_MS")]
+    pub bridge_retry_max_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +161,10 @@ pub struct Config {
     pub clock_offset_ms: i64,
     /// Wait after a webhook delivery's first failed attempt (at least 1 ms).
     pub webhook_retry_base: std::time::Duration,
+    /// RTMP listener of the bridges.
+    pub rtmp_listen: SocketAddr,
+    /// Retry timing of the bridges.
+    pub bridge_backoff: crate::bridges::Backoff,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +181,14 @@ pub enum ConfigError {
 
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 pub const DEFAULT_MEDIA_PORT: u16 = 50_000;
+pub const DEFAULT_RTMP: &str = "127.0.0.1:1935";
+
+/// Bridge retries: from 500 ms doubling up to the given maximum (at least 500 ms).
+fn bridge_backoff(max_ms: Option<u64>) -> crate::bridges::Backoff {
+    let base = crate::bridges::Backoff::default();
+    let max = max_ms.map_or(base.max, |ms| std::time::Duration::from_millis(ms).max(base.base));
+    crate::bridges::Backoff { max, ..base }
+}
 
 impl Config {
     pub fn resolve(args: ServeArgs) -> Result<Config, ConfigError> {
@@ -199,6 +219,9 @@ impl Config {
             empty_grace: std::time::Duration::from_secs(a.empty_grace_secs.unwrap_or(10)),
             clock_offset_ms: a.clock_offset_ms.unwrap_or(0),
             webhook_retry_base: a.webhook_retry_base_ms.map_or(crate::webhooks::DEFAULT_RETRY_BASE, |ms| std::time::Duration::from_millis(ms.max(1))),
+            // A literal address always parses.
+            rtmp_listen: a.rtmp_listen.unwrap_or_else(|| DEFAULT_RTMP.parse().expect("constant address")),
+            bridge_backoff: bridge_backoff(a.bridge_retry_max_ms),
         })
     }
 }
@@ -236,6 +259,8 @@ fn merge(a: ServeArgs, f: ServeArgs) -> ServeArgs {
         empty_grace_secs: a.empty_grace_secs.or(f.empty_grace_secs),
         clock_offset_ms: a.clock_offset_ms.or(f.clock_offset_ms),
         webhook_retry_base_ms: a.webhook_retry_base_ms.or(f.webhook_retry_base_ms),
+        rtmp_listen: a.rtmp_listen.or(f.rtmp_listen),
+        bridge_retry_max_ms: a.bridge_retry_max_ms.or(f.bridge_retry_max_ms),
     }
 }
 

@@ -19,7 +19,7 @@ mod branch;
 mod ingest;
 pub mod route;
 
-pub use ingest::{Ingest, IngestEvent, SourceSpec, Transport};
+pub use ingest::{Callback, Ingest, IngestEvent, SourceSpec, Transport};
 pub use route::{MediaPath, StreamKind};
 
 use std::sync::OnceLock;

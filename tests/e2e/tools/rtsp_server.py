@@ -3,7 +3,7 @@
 127.0.0.1 at rtsp://127.0.0.1:PORT/test, optionally behind user/password.
 
 usage: rtsp_server.py PORT CODEC [USER:PASS]
-CODEC: h264 (constrained baseline, keyframe every 30 frames, 640x360, 30 fps, AAC audio)
+CODEC: h264 (constrained baseline, keyframe every 30 frames and only then (no scene cuts), 640x360, 30 fps, AAC audio)
        h265 (same picture, H.265)
 """
 import sys
@@ -13,9 +13,9 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import Gst, GstRtspServer, GLib
 
 VIDEO = {
-    "h264": "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=800 "
+    "h264": "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=800 option-string=scenecut=0 "
             "! video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 config-interval=-1",
-    "h265": "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=800 "
+    "h265": "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=800 option-string=scenecut=0 "
             "! rtph265pay name=pay0 pt=96 config-interval=-1",
 }
 
