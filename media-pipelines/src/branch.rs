@@ -11,8 +11,14 @@ use gst::prelude::*;
 use crate::route::{MediaPath, StreamKind};
 use crate::{AUDIO_PT, MTU, PipelineError, VIDEO_PT};
 
-/// What a branch hands out; `Fn` so it can be called from any streaming thread.
-pub type Sink = Arc<dyn Fn(StreamKind, Vec<u8>) + Send + Sync>;
+/// What a branch hands out: an RTP packet, or `Err(reason)` for a buffer it dropped.
+/// `Fn` so it can be called from any streaming thread.
+pub type Sink = Arc<dyn Fn(StreamKind, Result<Vec<u8>, &'static str>) + Send + Sync>;
+
+/// Why the passthrough branch drops an access unit: without a timestamp (a camera that
+/// sends its SPS/PPS as an access unit of their own) it would reach receivers as an
+/// extra "keyframe" with a made-up time; the parser repeats SPS/PPS before every IDR anyway.
+pub const UNTIMED: &str = "untimed access unit";
 
 /// Encoder settings of the transcode path: constrained baseline (every browser
 /// decodes it), a keyframe at least every 2 s so late joiners start quickly.
@@ -23,7 +29,7 @@ const H264_ENCODE: &str = "videoconvert ! video/x-raw,format=I420 ! x264enc tune
 pub fn description(kind: StreamKind, path: MediaPath) -> (bool, String) {
     let h264_out = format!("h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! rtph264pay pt={VIDEO_PT} mtu={MTU} aggregate-mode=zero-latency");
     match (kind, path) {
-        (StreamKind::Video, MediaPath::Passthrough) => (false, format!("queue max-size-time=2000000000 ! {h264_out}")),
+        (StreamKind::Video, MediaPath::Passthrough) => (false, format!("queue name=q max-size-time=2000000000 ! {h264_out}")),
         (StreamKind::Video, MediaPath::Transcode) => (true, format!("{H264_ENCODE} ! {h264_out}")),
         (StreamKind::Audio, _) => (true, format!("audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=2 ! opusenc bitrate=64000 ! rtpopuspay pt={AUDIO_PT} mtu={MTU}")),
     }
@@ -33,13 +39,21 @@ pub fn description(kind: StreamKind, path: MediaPath) -> (bool, String) {
 /// A decoding branch is `queue ! decodebin` linked to the rest once decodebin
 /// finds the stream (parse-launch's delayed link would let caps queries through
 /// decodebin and refuse the compressed input).
-pub fn build(kind: StreamKind, path: MediaPath, sink: Sink) -> Result<gst::Bin, PipelineError> {
+/// `prefix` (depayloader and parser) goes first when the input is not parsed yet; only
+/// for branches without a decoder.
+pub fn build(kind: StreamKind, path: MediaPath, prefix: Option<&str>, sink: Sink) -> Result<gst::Bin, PipelineError> {
     let (decode, rest) = description(kind, path);
+    if decode && prefix.is_some() {
+        return Err(PipelineError::Build("a decoding branch takes parsed input only".into()));
+    }
+    let rest = prefix.map_or(rest.clone(), |p| format!("{p} ! {rest}"));
     let tail = gst::parse::bin_from_description(&format!("{rest} ! appsink name=out sync=false"), true).map_err(|e| PipelineError::Build(e.to_string()))?;
     let out = tail.by_name("out").and_then(|e| e.downcast::<gst_app::AppSink>().ok());
     let out = out.ok_or_else(|| PipelineError::Build("the branch has no appsink".into()))?;
-    out.set_callbacks(gst_app::AppSinkCallbacks::builder().new_sample(move |s| forward(s, kind, &sink)).build());
+    let s2 = sink.clone();
+    out.set_callbacks(gst_app::AppSinkCallbacks::builder().new_sample(move |s| forward(s, kind, &s2)).build());
     if !decode {
+        drop_untimed(&tail, kind, sink);
         return Ok(tail);
     }
     with_decoder(tail)
@@ -73,8 +87,20 @@ fn forward(s: &gst_app::AppSink, kind: StreamKind, sink: &Sink) -> Result<gst::F
     let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
     let Some(buf) = sample.buffer() else { return Ok(gst::FlowSuccess::Ok) };
     let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
-    sink(kind, map.as_slice().to_vec());
+    sink(kind, Ok(map.as_slice().to_vec()));
     Ok(gst::FlowSuccess::Ok)
+}
+
+/// Passthrough: drop (and report) access units without a timestamp before the repacketizer.
+fn drop_untimed(bin: &gst::Bin, kind: StreamKind, sink: Sink) {
+    let Some(pad) = bin.by_name("q").and_then(|q| q.static_pad("sink")) else { return };
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| match info.buffer() {
+        Some(b) if b.pts().is_none() => {
+            sink(kind, Err(UNTIMED));
+            gst::PadProbeReturn::Drop
+        }
+        _ => gst::PadProbeReturn::Ok,
+    });
 }
 
 /// A sink for streams nobody wants (a second video, data tracks).
@@ -100,7 +126,7 @@ mod tests {
     fn every_branch_builds() {
         crate::init().unwrap();
         for (k, p) in [(StreamKind::Video, MediaPath::Passthrough), (StreamKind::Video, MediaPath::Transcode), (StreamKind::Audio, MediaPath::Transcode)] {
-            build(k, p, Arc::new(|_, _| {})).unwrap();
+            build(k, p, None, Arc::new(|_, _| {})).unwrap();
         }
     }
 }

@@ -43,6 +43,8 @@ pub enum IngestEvent {
     Routed { kind: StreamKind, path: MediaPath, detail: String },
     /// A stream was discarded (an extra stream or not audio/video).
     Ignored { caps: String },
+    /// A buffer was dropped on purpose (see [`crate::branch::UNTIMED`]).
+    Dropped { kind: StreamKind, reason: &'static str },
     Error(String),
     Eos,
 }
@@ -114,7 +116,7 @@ fn add_source(pipeline: &gst::Pipeline, spec: &SourceSpec, cb: &Callback, taken:
             let (p, cb, taken) = (pipeline.downgrade(), cb.clone(), taken.clone());
             src.connect_pad_added(move |_, pad| {
                 if let Some(p) = p.upgrade() {
-                    attach_parsebin(&p, pad, &cb, &taken);
+                    attach_rtp(&p, pad, &cb, &taken);
                 }
             });
             Ok(None)
@@ -143,6 +145,25 @@ fn link_static(pipeline: &gst::Pipeline, src: &gst::Element, cb: &Callback, take
     Ok(())
 }
 
+/// An RTSP stream: H.264 that passes through (judged from the SDP's profile-level-id) is
+/// depayloaded directly; anything else goes through `parsebin`. (With `parsebin` in front,
+/// a camera served by gst-rtsp-server was seen sending twice its configured keyframes.)
+fn attach_rtp(pipeline: &gst::Pipeline, pad: &gst::Pad, cb: &Callback, taken: &Taken) {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let h264 = caps.structure(0).filter(|s| s.get::<&str>("encoding-name").ok() == Some("H264"));
+    let profile = h264.map(|s| s.get::<&str>("profile-level-id").ok().and_then(crate::route::h264_profile));
+    let passthrough = profile.is_some_and(|p| route("video/x-h264", p, None, None) == Some((StreamKind::Video, MediaPath::Passthrough)));
+    if !passthrough || !claim(taken, StreamKind::Video) {
+        return attach_parsebin(pipeline, pad, cb, taken);
+    }
+    let detail = format!("video/x-h264 (rtsp) profile={}", profile.flatten().unwrap_or("unknown"));
+    let result = link_branch(pipeline, pad, StreamKind::Video, MediaPath::Passthrough, Some("rtph264depay ! h264parse config-interval=-1"), cb);
+    cb(match result {
+        Ok(()) => IngestEvent::Routed { kind: StreamKind::Video, path: MediaPath::Passthrough, detail },
+        Err(e) => IngestEvent::Error(e.to_string()),
+    });
+}
+
 fn attach_parsebin(pipeline: &gst::Pipeline, pad: &gst::Pad, cb: &Callback, taken: &Taken) {
     let result = make("parsebin").and_then(|pb| {
         pipeline.add(&pb).map_err(|e| PipelineError::Build(e.to_string()))?;
@@ -169,7 +190,7 @@ fn on_stream(pipeline: &gst::Pipeline, pad: &gst::Pad, cb: &Callback, taken: &Ta
     let depth = s.get::<u32>("bit-depth-luma").ok();
     let routed = route(name, profile, chroma, depth).filter(|(kind, _)| claim(taken, *kind));
     let result = match routed {
-        Some((kind, path)) => link_branch(pipeline, pad, kind, path, cb).map(|()| describe(kind, path, s)),
+        Some((kind, path)) => link_branch(pipeline, pad, kind, path, None, cb).map(|()| describe(kind, path, s)),
         None => link_discard(pipeline, pad).map(|()| IngestEvent::Ignored { caps: name.to_string() }),
     };
     cb(result.unwrap_or_else(|e| IngestEvent::Error(e.to_string())));
@@ -193,9 +214,12 @@ fn describe(kind: StreamKind, path: MediaPath, s: &gst::StructureRef) -> IngestE
     IngestEvent::Routed { kind, path, detail }
 }
 
-fn link_branch(pipeline: &gst::Pipeline, pad: &gst::Pad, kind: StreamKind, path: MediaPath, cb: &Callback) -> Result<(), PipelineError> {
+fn link_branch(pipeline: &gst::Pipeline, pad: &gst::Pad, kind: StreamKind, path: MediaPath, prefix: Option<&str>, cb: &Callback) -> Result<(), PipelineError> {
     let cb = cb.clone();
-    let bin = branch::build(kind, path, Arc::new(move |kind, packet| cb(IngestEvent::Rtp { kind, packet })))?;
+    let bin = branch::build(kind, path, prefix, Arc::new(move |kind, out| match out {
+        Ok(packet) => cb(IngestEvent::Rtp { kind, packet }),
+        Err(reason) => cb(IngestEvent::Dropped { kind, reason }),
+    }))?;
     add_and_link(pipeline, pad, bin.upcast_ref())
 }
 

@@ -15,7 +15,7 @@
 //! - Nothing here panics on input or blocks the callback's caller; errors and EOS
 //!   arrive as events, never as panics.
 
-mod branch;
+pub mod branch;
 mod ingest;
 pub mod route;
 

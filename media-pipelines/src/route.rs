@@ -55,6 +55,24 @@ pub fn route(name: &str, profile: Option<&str>, chroma: Option<&str>, bit_depth:
     Some((StreamKind::Video, if browser_h264 { MediaPath::Passthrough } else { MediaPath::Transcode }))
 }
 
+/// The H.264 profile name (as `h264parse` names it) of an SDP `profile-level-id`
+/// (6 hex digits: profile_idc, constraint flags, level_idc).
+pub fn h264_profile(profile_level_id: &str) -> Option<&'static str> {
+    let v = u32::from_str_radix(profile_level_id.get(..6)?, 16).ok()?;
+    let (idc, flags) = (v >> 16, (v >> 8) & 0xff);
+    Some(match idc {
+        66 if flags & 0x40 != 0 => "constrained-baseline",
+        66 => "baseline",
+        77 => "main",
+        88 => "extended",
+        100 => "high",
+        110 => "high-10",
+        122 => "high-4:2:2",
+        244 => "high-4:4:4",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +92,17 @@ mod tests {
         assert_eq!(route("video/x-h264", Some("high-10"), Some("4:2:0"), Some(10)), t);
         assert_eq!(route("video/x-h264", Some("high"), Some("4:2:2"), Some(8)), t);
         assert_eq!(route("video/mpeg", None, None, None), t);
+    }
+
+    #[test]
+    fn sdp_profiles() {
+        assert_eq!(h264_profile("42e01f"), Some("constrained-baseline"));
+        assert_eq!(h264_profile("42001f"), Some("baseline"));
+        assert_eq!(h264_profile("4d0028"), Some("main"));
+        assert_eq!(h264_profile("640c1f"), Some("high"));
+        assert_eq!(h264_profile("f4001f"), Some("high-4:4:4"));
+        assert_eq!(h264_profile("zz"), None);
+        assert_eq!(h264_profile("ff0000"), None);
     }
 
     #[test]

@@ -142,6 +142,10 @@ fn on_pipeline(o: &mut Offer, tx: &mut Sender, ev: Option<IngestEvent>, status: 
             note_route(status, kind, path, detail);
             Ok(())
         }
+        Some(IngestEvent::Dropped { .. }) => {
+            status.lock().dropped_untimed += 1;
+            Ok(())
+        }
         Some(IngestEvent::Ignored { caps }) => {
             tracing::info!(caps, "bridge: extra stream ignored");
             Ok(())

@@ -33,6 +33,8 @@ pub struct BridgeStatus {
     /// Packets the pipeline produced that were not sent, by reason.
     pub dropped_not_connected: u64,
     pub dropped_queue_full: u64,
+    /// Access units without a timestamp dropped by the pipeline (parameter sets sent alone).
+    pub dropped_untimed: u64,
     pub attempts: u64,
     pub last_error: Option<String>,
     pub last_error_at_ms: Option<i64>,
@@ -52,6 +54,7 @@ impl Default for BridgeStatus {
             packets_sent: 0,
             dropped_not_connected: 0,
             dropped_queue_full: 0,
+            dropped_untimed: 0,
             attempts: 0,
             last_error: None,
             last_error_at_ms: None,

@@ -152,6 +152,7 @@ async fn wait_first_media(rx: &mut mpsc::Receiver<IngestEvent>, status: &StatusC
             Some(IngestEvent::Rtp { .. }) => return Ok(true),
             Some(IngestEvent::Routed { kind, path, detail }) => publisher::note_route(status, kind, path, detail),
             Some(IngestEvent::Ignored { .. }) => {}
+            Some(IngestEvent::Dropped { .. }) => status.lock().dropped_untimed += 1,
             Some(IngestEvent::Error(e)) => return Err(BridgeError::Source(e)),
             Some(IngestEvent::Eos) | None => return Err(BridgeError::Source("the source ended before sending media".into())),
         }
