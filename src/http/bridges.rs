@@ -6,6 +6,7 @@
 //! - A refused creation (400 malformed JSON or unknown field, 422 naming the field)
 //!   stores and starts nothing; unknown ids are 404.
 //! - A created bridge's task starts at once; a deleted one's stops at once.
+//! - A password in a source URL never leaves the server: answers show it as `***`.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, State};
@@ -53,10 +54,22 @@ struct View {
     status: Option<BridgeStatus>,
 }
 
-fn view(s: &AppState, row: BridgeRow) -> View {
+fn view(s: &AppState, mut row: BridgeRow) -> View {
+    row.url = row.url.as_deref().map(redact_password);
     let publish_url = row.stream_key.as_ref().map(|k| format!("rtmp://{}/{}/{k}", s.config.rtmp_listen, crate::bridges::rtmp::APP));
     let status = s.bridges.status(&row.id);
     View { row, publish_url, status }
+}
+
+/// `scheme://user:password@host/...` → `scheme://user:***@host/...`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@').and_then(|(cred, host)| cred.split_once(':').map(|(user, _)| (user, host))) {
+        Some((user, host)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        None => url.to_string(),
+    }
 }
 
 async fn create(_: Admin, State(s): State<AppState>, b: Result<Json<NewBridge>, JsonRejection>) -> Result<(StatusCode, Json<View>), ApiError> {
@@ -101,4 +114,18 @@ async fn rtmp(_: Admin, State(s): State<AppState>) -> Json<Value> {
         "protocol_errors": c.protocol_errors.load(Relaxed),
         "flv_dropped": c.flv_dropped.load(Relaxed),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_password("rtsp://cam:secret@10.0.0.5:554/s?x=1"), "rtsp://cam:***@10.0.0.5:554/s?x=1");
+        assert_eq!(redact_password("rtsp://10.0.0.5/a@b"), "rtsp://10.0.0.5/a@b");
+        assert_eq!(redact_password("rtsp://user@10.0.0.5/"), "rtsp://user@10.0.0.5/");
+        assert_eq!(redact_password("srt://127.0.0.1:7001?mode=listener"), "srt://127.0.0.1:7001?mode=listener");
+        assert_eq!(redact_password("garbage"), "garbage");
+    }
 }

@@ -163,6 +163,36 @@ describe('bridges', () => {
     assert.ok(Math.abs(seen.gop - SOURCE_GOP) <= 5, `the source's keyframe interval (${SOURCE_GOP}) reaches the browser: 1 per ${seen.gop}`);
   });
 
+  test('admin page: the bridges tab shows the live bridge (zh-CN), a bad URL is refused next to its field; no credentials is 401', async (t) => {
+    assert.equal((await fetch(`${server.url}/api/bridges`)).status, 401);
+    const admin = await launchBrowser('admin', 'bridges');
+    try {
+      const p = await admin.open(`${server.url}/admin.html?lang=zh-CN`);
+      await p.setViewportSize({ width: 1400, height: 900 });
+      await p.click('#btn-use-key');
+      await p.fill('#admin-key', server.adminKey);
+      await p.click('#key-form button[type=submit]');
+      await p.click('#tab-bridges');
+      const section = p.locator('#section-bridges');
+      const live = section.locator(`tr[data-id="${rtspBridge.id}"]`);
+      await poll(async () => (await live.textContent().catch(() => '')).includes('直播中'), { timeoutMs: 10_000, what: 'the row says live in Chinese' });
+      const rowText = await live.textContent();
+      assert.match(rowText, /直接转发/);
+      assert.ok(!rowText.includes('secret') && rowText.includes('cam:***@'), 'the password is not shown');
+      await section.locator('select[name=kind]').selectOption('srt');
+      await section.locator('input[name=url]').fill('srt://127.0.0.1');
+      await section.locator('#bridge-form button[type=submit]').click();
+      const err = section.locator('[data-field="url"] .field-error');
+      await err.waitFor({ state: 'visible', timeout: 5000 });
+      const text = await err.textContent();
+      t.diagnostic(`row: ${rowText.replace(/\s+/g, ' ').slice(0, 200)}; url error: ${text}`);
+      assert.match(text, /srt:\/\/host:port/);
+      assert.equal((await adminCall(server, 'GET', '/api/bridges')).length, 1, 'nothing stored');
+    } finally {
+      await admin.close();
+    }
+  });
+
   test('the source stops for 10 s: the class shows it reconnecting, then decodes again within 5 s of its return', async (t) => {
     await stop(rtsp);
     await poll(async () => (await bridge(server, rtspBridge.id)).status.state === 'reconnecting', { timeoutMs: 10_000, what: 'reconnecting' });
