@@ -56,12 +56,16 @@ pub fn build(kind: StreamKind, path: MediaPath, prefix: Option<&str>, sink: Sink
         drop_untimed(&tail, kind, sink);
         return Ok(tail);
     }
-    with_decoder(tail)
+    let bin = with_decoder(tail)?;
+    if kind == StreamKind::Video {
+        drop_untimed(&bin, kind, sink);
+    }
+    Ok(bin)
 }
 
 fn with_decoder(tail: gst::Bin) -> Result<gst::Bin, PipelineError> {
     let bin = gst::Bin::new();
-    let queue = make("queue")?;
+    let queue = gst::ElementFactory::make("queue").name("q").build().map_err(|e| PipelineError::Build(format!("queue: {e}")))?;
     queue.set_property("max-size-time", 2_000_000_000u64);
     let dec = make("decodebin")?;
     bin.add_many([&queue, &dec, tail.upcast_ref()]).map_err(|e| PipelineError::Build(e.to_string()))?;
@@ -91,15 +95,17 @@ fn forward(s: &gst_app::AppSink, kind: StreamKind, sink: &Sink) -> Result<gst::F
     Ok(gst::FlowSuccess::Ok)
 }
 
-/// Passthrough: drop (and report) access units without a timestamp before the repacketizer.
+/// Video: drop (and report) access units without a timestamp before the repacketizer or decoder.
 fn drop_untimed(bin: &gst::Bin, kind: StreamKind, sink: Sink) {
     let Some(pad) = bin.by_name("q").and_then(|q| q.static_pad("sink")) else { return };
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| match info.buffer() {
-        Some(b) if b.pts().is_none() => {
-            sink(kind, Err(UNTIMED));
-            gst::PadProbeReturn::Drop
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if info.buffer().is_none_or(|b| b.pts().is_some()) {
+            return gst::PadProbeReturn::Ok;
         }
-        _ => gst::PadProbeReturn::Ok,
+        // Handled with the buffer taken: this probe owns it (and frees it here).
+        drop(info.data.take());
+        sink(kind, Err(UNTIMED));
+        gst::PadProbeReturn::Handled
     });
 }
 
