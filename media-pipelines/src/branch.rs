@@ -24,6 +24,9 @@ pub const UNTIMED: &str = "untimed access unit";
 /// decodes it), a keyframe at least every 2 s so late joiners start quickly.
 const H264_ENCODE: &str = "videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=2000 ! video/x-h264,profile=constrained-baseline";
 
+/// Name of the appsink of the video transcode branch (unique in a pipeline: one video branch).
+pub const VIDEO_TRANSCODE_SINK: &str = "video-transcode-out";
+
 /// The launch description of a branch (without its appsink): what follows the
 /// decoder when `decode` says there is one, else the whole branch.
 pub fn description(kind: StreamKind, path: MediaPath) -> (bool, String) {
@@ -47,8 +50,9 @@ pub fn build(kind: StreamKind, path: MediaPath, prefix: Option<&str>, sink: Sink
         return Err(PipelineError::Build("a decoding branch takes parsed input only".into()));
     }
     let rest = prefix.map_or(rest.clone(), |p| format!("{p} ! {rest}"));
-    let tail = gst::parse::bin_from_description(&format!("{rest} ! appsink name=out sync=false"), true).map_err(|e| PipelineError::Build(e.to_string()))?;
-    let out = tail.by_name("out").and_then(|e| e.downcast::<gst_app::AppSink>().ok());
+    let name = if (kind, path) == (StreamKind::Video, MediaPath::Transcode) { VIDEO_TRANSCODE_SINK } else { "out" };
+    let tail = gst::parse::bin_from_description(&format!("{rest} ! appsink name={name} sync=false"), true).map_err(|e| PipelineError::Build(e.to_string()))?;
+    let out = tail.by_name(name).and_then(|e| e.downcast::<gst_app::AppSink>().ok());
     let out = out.ok_or_else(|| PipelineError::Build("the branch has no appsink".into()))?;
     let s2 = sink.clone();
     out.set_callbacks(gst_app::AppSinkCallbacks::builder().new_sample(move |s| forward(s, kind, &s2)).build());

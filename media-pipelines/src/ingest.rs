@@ -79,6 +79,15 @@ impl Ingest {
         src.push_buffer(gst::Buffer::from_mut_slice(bytes)).is_ok()
     }
 
+    /// Asks the video encoder of a transcoding pipeline for a keyframe (an upstream
+    /// `GstForceKeyUnit` from the video appsink; x264enc answers it). Passthrough video
+    /// is not asked: its keyframes are the source's own.
+    pub fn request_keyframe(&self) {
+        let Some(sink) = self.pipeline.by_name(crate::branch::VIDEO_TRANSCODE_SINK) else { return };
+        let s = gst::Structure::builder("GstForceKeyUnit").field("all-headers", true).build();
+        sink.send_event(gst::event::CustomUpstream::new(s));
+    }
+
     /// Ends an FLV input (the RTMP publisher stopped).
     pub fn end_flv(&self) {
         if let Some(src) = &self.appsrc {

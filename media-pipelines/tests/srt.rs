@@ -27,19 +27,53 @@ fn push(port: u16, video: &str) -> Encoder {
 }
 
 fn ingest(port: u16, video: &str) -> Vec<IngestEvent> {
+    ingest_with(port, video, |_| {})
+}
+
+/// Runs an ingest until 100 video packets came out (or 20 s); `during` is called once
+/// with the ingest after the first 100 packets, then another 100 are awaited.
+fn ingest_with(port: u16, video: &str, during: impl Fn(&Ingest)) -> Vec<IngestEvent> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
     let spec = SourceSpec::Srt { uri: format!("srt://127.0.0.1:{port}?mode=listener") };
     let ingest = Ingest::start(&spec, Arc::new(move |e| sink.lock().unwrap().push(e))).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let encoder = push(port, video);
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end && rtp_count(&events.lock().unwrap(), VIDEO_PT) < 100 {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_video(&events, 100);
+    events.lock().unwrap().push(IngestEvent::Ignored { caps: "mark".into() });
+    during(&ingest);
+    wait_video(&events, 200);
     drop(encoder);
     drop(ingest);
     Arc::try_unwrap(events).map(|m| m.into_inner().unwrap()).unwrap_or_default()
+}
+
+fn wait_video(events: &Mutex<Vec<IngestEvent>>, n: usize) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end && rtp_count(&events.lock().unwrap(), VIDEO_PT) < n {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// IDR starts among RTP H.264 packets: a single IDR NAL, an FU-A starting one, or a STAP-A holding one.
+fn idr_starts(events: &[IngestEvent]) -> usize {
+    let idr = |p: &[u8]| match p.first().map(|b| b & 0x1f) {
+        Some(5) => true,
+        Some(28) => p.get(1).is_some_and(|b| b & 0x80 != 0 && b & 0x1f == 5),
+        Some(24) => {
+            let mut i = 1;
+            while i + 2 < p.len() {
+                let n = usize::from(u16::from_be_bytes([p[i], p[i + 1]]));
+                if p[i + 2] & 0x1f == 5 {
+                    return true;
+                }
+                i += 2 + n;
+            }
+            false
+        }
+        _ => false,
+    };
+    events.iter().filter(|e| matches!(e, IngestEvent::Rtp { kind: StreamKind::Video, packet } if packet.len() > 12 && idr(&packet[12..]))).count()
 }
 
 fn rtp_count(events: &[IngestEvent], pt: u8) -> usize {
@@ -67,4 +101,22 @@ fn h265_is_transcoded() {
     let ev = ingest(17102, "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! h265parse");
     assert_eq!(path_of(&ev, StreamKind::Video), Some(MediaPath::Transcode), "{:?}", &ev.iter().filter(|e| !matches!(e, IngestEvent::Rtp { .. })).collect::<Vec<_>>());
     assert!(rtp_count(&ev, VIDEO_PT) >= 100);
+}
+
+#[test]
+fn a_transcoding_pipeline_makes_keyframes_on_request() {
+    // The transcoder's own interval is 60 frames (2 s); ~100 packets take well under that.
+    let ev = ingest_with(17103, "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! h265parse", |i| {
+        for _ in 0..3 {
+            i.request_keyframe();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let mark = ev.iter().position(|e| matches!(e, IngestEvent::Ignored { caps } if caps.starts_with("mark"))).unwrap();
+    let before = idr_starts(&ev[..mark]);
+    let after = idr_starts(&ev[mark..]);
+    eprintln!("IDR starts: {before} before the requests, {after} during and after");
+    // `before` holds the stream's first keyframe only (in as many slices as x264 cuts it).
+    assert!(before >= 1);
+    assert!(after >= 3 * before, "three requests 300 ms apart give three keyframes: {after} IDR starts vs {before} for one");
 }

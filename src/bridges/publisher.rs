@@ -70,17 +70,28 @@ struct Sender {
     connected: bool,
     bytes: u64,
     last_media: Instant,
+    /// The class asked for a keyframe (a subscriber joined or lost packets).
+    keyframe_wanted: bool,
+    last_keyframe_ask: Option<Instant>,
 }
 
+/// Keyframe requests to the pipeline are at most this frequent.
+const KEYFRAME_GAP: Duration = Duration::from_secs(1);
+
 /// Runs the connection until it ends; `rx` carries the pipeline's events.
-pub async fn run(mut o: Offer, socket: &UdpSocket, rx: &mut mpsc::Receiver<IngestEvent>, status: &StatusCell, stop: &mut watch::Receiver<bool>) -> Result<Ended, BridgeError> {
+/// `keyframe` asks the pipeline for a keyframe (the class asked; at most one per `KEYFRAME_GAP`).
+pub async fn run(mut o: Offer, socket: &UdpSocket, rx: &mut mpsc::Receiver<IngestEvent>, status: &StatusCell, stop: &mut watch::Receiver<bool>, keyframe: &(dyn Fn() + Sync)) -> Result<Ended, BridgeError> {
     let local = socket.local_addr().map_err(BridgeError::Io)?;
     let started = Instant::now();
-    let mut tx = Sender { seq: [1, 1], connected: false, bytes: 0, last_media: Instant::now() };
+    let mut tx = Sender { seq: [1, 1], connected: false, bytes: 0, last_media: Instant::now(), keyframe_wanted: false, last_keyframe_ask: None };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut buf = vec![0u8; 2000];
     loop {
         let timeout = drain(&mut o.rtc, socket, &mut tx, status).await?;
+        if std::mem::take(&mut tx.keyframe_wanted) && tx.last_keyframe_ask.is_none_or(|t| t.elapsed() >= KEYFRAME_GAP) {
+            tx.last_keyframe_ask = Some(Instant::now());
+            keyframe();
+        }
         let wait = timeout.saturating_duration_since(Instant::now());
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
@@ -129,6 +140,7 @@ async fn drain(rtc: &mut Rtc, socket: &UdpSocket, tx: &mut Sender, status: &Stat
             Output::Event(Event::IceConnectionStateChange(IceConnectionState::Disconnected)) => {
                 return Err(BridgeError::Connection("the class connection was lost".into()));
             }
+            Output::Event(Event::KeyframeRequest(_)) => tx.keyframe_wanted = true,
             Output::Event(_) => {}
         }
     }

@@ -77,7 +77,7 @@ async fn attempt(bridges: Arc<Bridges>, row: BridgeRow, status: StatusCell, mut 
         Ok(None) => return (Ok(Ended::Stopped), flv),
         Err(e) => return (Err(e), flv),
     };
-    let result = publish(&bridges, &row, &status, &mut rx, &mut stop).await;
+    let result = publish(&bridges, &row, &status, &ingest, &mut rx, &mut stop).await;
     // Stopping a pipeline waits for its threads: not on the runtime's workers.
     let _ = tokio::task::spawn_blocking(move || drop(ingest)).await;
     (result, flv)
@@ -118,7 +118,7 @@ fn spec_of(row: &BridgeRow) -> Result<SourceSpec, BridgeError> {
 }
 
 /// Waits for the first packet, then publishes into the class until the attempt ends.
-async fn publish(bridges: &Bridges, row: &BridgeRow, status: &StatusCell, rx: &mut mpsc::Receiver<IngestEvent>, stop: &mut watch::Receiver<bool>) -> Result<Ended, BridgeError> {
+async fn publish(bridges: &Bridges, row: &BridgeRow, status: &StatusCell, ingest: &Ingest, rx: &mut mpsc::Receiver<IngestEvent>, stop: &mut watch::Receiver<bool>) -> Result<Ended, BridgeError> {
     let waits_for_encoder = row.kind == "rtmp" || row.url.as_deref().is_some_and(|u| u.contains("mode=listener"));
     let deadline = (!waits_for_encoder).then(|| tokio::time::Instant::now() + FIRST_MEDIA);
     if !wait_first_media(rx, status, stop, deadline).await? {
@@ -132,7 +132,7 @@ async fn publish(bridges: &Bridges, row: &BridgeRow, status: &StatusCell, rx: &m
     sources.extend(offer.audio.map(|m| (m.to_string(), Source::Mic)));
     let (session, answer) = bridges.rooms.bridge_start(&who, offer.sdp.clone(), sources).await?;
     let result = match publisher::accept(&mut offer, pending, &answer) {
-        Ok(()) => publisher::run(offer, &socket, rx, status, stop).await,
+        Ok(()) => publisher::run(offer, &socket, rx, status, stop, &|| ingest.request_keyframe()).await,
         Err(e) => Err(e),
     };
     bridges.rooms.bridge_stop(&session).await;
