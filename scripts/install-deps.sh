@@ -27,6 +27,12 @@ test_pkgs=(
   gstreamer1.0-tools gstreamer1.0-nice
   gstreamer1.0-plugins-base-apps libgstreamer-plugins-bad1.0-dev
 )
+# Bridges (src/bridges, media-pipelines/): rtspsrc and the depayloaders are in good,
+# srtsrc/srtsink, rtmp2sink and h264/h265 parsers in bad, x264enc in ugly, avdec_h265 and
+# avdec_aac in libav (all already in serve_pkgs). The e2e test's RTSP camera is a
+# gst-rtsp-server script (tests/e2e/tools/rtsp_server.py) run with Debian's python3-gi,
+# and its H.265 source uses x265enc (bad).
+test_pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0)
 
 case "$mode" in
   serve) pkgs=("${serve_pkgs[@]}") ;;

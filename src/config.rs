@@ -136,6 +136,14 @@ pub struct ServeArgs {
     /// 6544), for schools whose firewalls block UDP (default: true).
     #[arg(long, env = "CLASSCAST_ICE_TCP")]
     pub ice_tcp: Option<bool>,
+    /// Address of the RTMP listener for bridges (encoders push rtmp://<this>/live/<stream key>;
+    /// default: 127.0.0.1:1935).
+    #[arg(long, env = "CLASSCAST_RTMP_LISTEN")]
+    pub rtmp_listen: Option<SocketAddr>,
+    /// Longest wait between two attempts of a bridge whose source dropped, in ms; the wait
+    /// starts at 500 ms and doubles up to this (default: 2000).
+    #[arg(long, env = "CLASSCAST_BRIDGE_RETRY_MAX_MS")]
+    pub bridge_retry_max_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +167,10 @@ pub struct Config {
     pub webhook_retry_base: std::time::Duration,
     /// Listen for ICE-TCP on the media port number too.
     pub ice_tcp: bool,
+    /// RTMP listener of the bridges.
+    pub rtmp_listen: SocketAddr,
+    /// Retry timing of the bridges.
+    pub bridge_backoff: crate::bridges::Backoff,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +187,14 @@ pub enum ConfigError {
 
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 pub const DEFAULT_MEDIA_PORT: u16 = 50_000;
+pub const DEFAULT_RTMP: &str = "127.0.0.1:1935";
+
+/// Bridge retries: from 500 ms doubling up to the given maximum (at least 500 ms).
+fn bridge_backoff(max_ms: Option<u64>) -> crate::bridges::Backoff {
+    let base = crate::bridges::Backoff::default();
+    let max = max_ms.map_or(base.max, |ms| std::time::Duration::from_millis(ms).max(base.base));
+    crate::bridges::Backoff { max, ..base }
+}
 
 impl Config {
     pub fn resolve(args: ServeArgs) -> Result<Config, ConfigError> {
@@ -206,6 +226,9 @@ impl Config {
             clock_offset_ms: a.clock_offset_ms.unwrap_or(0),
             webhook_retry_base: a.webhook_retry_base_ms.map_or(crate::webhooks::DEFAULT_RETRY_BASE, |ms| std::time::Duration::from_millis(ms.max(1))),
             ice_tcp: a.ice_tcp.unwrap_or(true),
+            // A literal address always parses.
+            rtmp_listen: a.rtmp_listen.unwrap_or_else(|| DEFAULT_RTMP.parse().expect("constant address")),
+            bridge_backoff: bridge_backoff(a.bridge_retry_max_ms),
         })
     }
 }
@@ -244,6 +267,8 @@ fn merge(a: ServeArgs, f: ServeArgs) -> ServeArgs {
         clock_offset_ms: a.clock_offset_ms.or(f.clock_offset_ms),
         webhook_retry_base_ms: a.webhook_retry_base_ms.or(f.webhook_retry_base_ms),
         ice_tcp: a.ice_tcp.or(f.ice_tcp),
+        rtmp_listen: a.rtmp_listen.or(f.rtmp_listen),
+        bridge_retry_max_ms: a.bridge_retry_max_ms.or(f.bridge_retry_max_ms),
     }
 }
 

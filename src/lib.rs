@@ -19,6 +19,7 @@
 //! beside `http`: it listens to the rooms' event bus and sends from its own tasks.
 
 pub mod admin_cli;
+pub mod bridges;
 pub mod config;
 pub mod driver;
 pub mod http;

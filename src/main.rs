@@ -71,11 +71,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
     tracing::info!(http = %config.http, media = %rooms.driver.local_addr(), workers = config.workers, "classcast listening");
     classcast::http::welcome::print(&config, &rooms)?;
-    let state = AppState { rooms, replay, exports, config: Arc::new(config), started: Instant::now(), schedule, calendars: Default::default() };
+    let bridges = start_bridges(&rooms, &config).await?;
+    let state = AppState { rooms, replay, exports, config: Arc::new(config), started: Instant::now(), schedule, calendars: Default::default(), bridges };
     // The peer address feeds the sign-in throttle (per client).
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
+}
+
+/// Bridges: the stored ones start now; the RTMP listener failing to bind (port taken)
+/// leaves RTMP bridges waiting and is logged, it does not stop the server.
+async fn start_bridges(rooms: &Arc<Rooms>, config: &Config) -> anyhow::Result<Arc<classcast::bridges::Bridges>> {
+    classcast_media_pipelines::init().context("initializing GStreamer for bridges")?;
+    let bridges = classcast::bridges::Bridges::new(rooms.clone(), config.bridge_backoff);
+    match classcast::bridges::rtmp::listen(config.rtmp_listen, bridges.rtmp.clone()).await {
+        Ok(addr) => tracing::info!(%addr, "rtmp listening"),
+        Err(e) => tracing::error!(addr = %config.rtmp_listen, error = %e, "rtmp listener not started"),
+    }
+    let n = bridges.start_all().context("reading the bridges")?;
+    tracing::info!(bridges = n, "bridges started");
+    Ok(bridges)
 }
 
 async fn shutdown_signal() {

@@ -5,6 +5,7 @@
 //! `{"error": "<code>", "message": "..."}`; request bodies are capped at 64 KiB.
 
 mod admin;
+mod bridges;
 mod device;
 mod dashboard;
 mod district;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub schedule: crate::schedule::ScheduleClock,
     /// The timetable for frequent readers (screens, dashboard), re-read every 2 s at most.
     pub calendars: crate::schedule::CalendarCache,
+    /// Bridged sources (RTSP, SRT, RTMP) and their tasks.
+    pub bridges: std::sync::Arc<crate::bridges::Bridges>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -63,6 +66,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(device::routes())
                 .merge(webhooks::routes())
                 .merge(dashboard::routes())
+                .merge(bridges::routes())
                 .layer(axum::middleware::from_fn(session::cookie_requests_are_json)),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -10,6 +10,7 @@
 //! - Nothing here touches a socket or a packet: media goes through `MediaDriver`.
 
 pub mod auth;
+pub mod bridge;
 pub mod dashboard;
 pub mod events;
 pub mod health;

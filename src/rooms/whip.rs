@@ -24,9 +24,16 @@ pub enum WhipKind {
 pub struct WhipSession {
     kind: WhipKind,
     pub(super) class: RoomId,
-    peer: PeerId,
+    pub(super) peer: PeerId,
     identity: String,
     conn: u64,
+}
+
+impl WhipSession {
+    /// A publishing session that is not created by a WHIP request (a bridge, `super::bridge`).
+    pub(super) fn publisher(class: RoomId, peer: PeerId, identity: String, conn: u64) -> WhipSession {
+        WhipSession { kind: WhipKind::Whip, class, peer, identity, conn }
+    }
 }
 
 impl Rooms {

@@ -15,12 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 mod admins;
+mod bridges;
 mod district;
 mod lessons;
 mod schedule;
 mod webhooks;
 
 use rusqlite::{Connection, OptionalExtension, params};
+pub use bridges::BridgeRow;
 pub use admins::{Actor, AdminError, AdminSession, AdminUser, MIN_PASSWORD, SESSION_TTL_MS, check_password, check_username};
 pub use district::validate::{FieldError, RoomKind};
 pub use district::{
@@ -241,6 +243,22 @@ const MIGRATIONS: &[&str] = &[
         next_attempt_at_ms INTEGER,
         PRIMARY KEY (delivery_id, attempt)
     );",
+    // 8: bridges: external sources (RTSP, SRT, RTMP) published into a class.
+    "CREATE TABLE bridges (
+        id TEXT PRIMARY KEY,
+        class_id TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('main', 'classroom')),
+        classroom_id TEXT,
+        source TEXT NOT NULL,
+        audio INTEGER NOT NULL DEFAULT 1,
+        kind TEXT NOT NULL CHECK (kind IN ('rtsp', 'srt', 'rtmp')),
+        url TEXT,
+        transport TEXT NOT NULL DEFAULT 'tcp',
+        stream_key TEXT UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX bridges_by_class ON bridges(class_id);",
 ];
 
 #[derive(Clone)]

@@ -28,6 +28,7 @@ const SECTIONS = [
   './admin/audit.js',
   './admin/accounts.js',
   './admin-webhooks.js',
+  './admin/bridges.js',
 ];
 
 const auth = { mode: null, key: '', user: null };
