@@ -46,6 +46,9 @@ pub struct Demand {
     pub layer_bps: [u64; MAX_LAYERS],
     /// Number of layers the publisher sends (1 without simulcast; 0: no feed).
     pub layers: u8,
+    /// Layers the publisher was asked to pause (nobody received them): a
+    /// downgrade never lands on one, since it would first have to restart.
+    pub paused: [bool; MAX_LAYERS],
 }
 
 impl Demand {
@@ -56,6 +59,11 @@ impl Demand {
     /// The highest layer whose cost fits in `budget`.
     fn best_within(&self, budget: u64) -> Option<u8> {
         (0..self.layers).rev().find(|l| self.layer_bps[usize::from(*l)] <= budget)
+    }
+
+    /// The highest layer the publisher is sending whose cost fits in `budget`.
+    fn best_sending_within(&self, budget: u64) -> Option<u8> {
+        (0..self.layers).rev().find(|l| !self.paused[usize::from(*l)] && self.layer_bps[usize::from(*l)] <= budget)
     }
 
     fn top(&self) -> Option<u8> {
@@ -97,14 +105,16 @@ pub struct Summary {
     pub desired_bps: u64,
 }
 
-/// Choose a target for every track; `tracks` may be in any order.
-pub fn allocate(now: Instant, estimate_bps: u64, tracks: &mut [(Demand, &mut TrackAlloc)]) -> Summary {
+/// Choose a target for every track; `tracks` may be in any order. On a `lossy`
+/// link (random loss of a few percent) tight upgrades wait twice as long.
+pub fn allocate(now: Instant, estimate_bps: u64, lossy: bool, tracks: &mut [(Demand, &mut TrackAlloc)]) -> Summary {
     tracks.sort_by_key(|(d, _)| d.priority);
     let mut remaining = estimate_bps / 100 * BUDGET_PERCENT;
     let mut summary = Summary::default();
     let mut next_step = None;
     for (demand, state) in tracks.iter_mut() {
-        let chosen = if demand.priority == Priority::Audio { demand.top() } else { choose(now, demand, state, remaining) };
+        let hold = if lossy { UPGRADE_HOLD * 2 } else { UPGRADE_HOLD };
+        let chosen = if demand.priority == Priority::Audio { demand.top() } else { choose(now, demand, state, remaining, hold) };
         state.target = chosen;
         let cost = demand.bps(chosen);
         remaining = remaining.saturating_sub(cost);
@@ -120,12 +130,12 @@ pub fn allocate(now: Instant, estimate_bps: u64, tracks: &mut [(Demand, &mut Tra
 }
 
 /// One video track's layer, with the hysteresis rules of the module header.
-fn choose(now: Instant, demand: &Demand, state: &mut TrackAlloc, budget: u64) -> Option<u8> {
+fn choose(now: Instant, demand: &Demand, state: &mut TrackAlloc, budget: u64, hold: Duration) -> Option<u8> {
     let current = state.target.filter(|l| *l < demand.layers);
     let fits = demand.best_within(budget);
     if fits < current {
         state.better_since = None;
-        return downgrade(now, demand, state, current, fits, budget);
+        return downgrade(now, demand, state, current, budget);
     }
     state.short_since = None;
     let fits_with_margin = demand.best_within(budget / UPGRADE_MARGIN * 100);
@@ -134,14 +144,18 @@ fn choose(now: Instant, demand: &Demand, state: &mut TrackAlloc, budget: u64) ->
         return current;
     }
     let since = *state.better_since.get_or_insert(now);
-    if now.saturating_duration_since(since) < UPGRADE_HOLD || !dwelled(now, state) {
+    // Resuming paused video on its lowest layer is cheap, and an upgrade that fits
+    // twice over is not a gamble: both take the plain hold even on a lossy link.
+    let comfortable = current.is_none() || demand.best_within(budget / 2) > current;
+    let hold = if comfortable { UPGRADE_HOLD } else { hold };
+    if now.saturating_duration_since(since) < hold || !dwelled(now, state) {
         return current;
     }
     changed(now, state);
     Some(current.map_or(0, |l| l + 1))
 }
 
-fn downgrade(now: Instant, demand: &Demand, state: &mut TrackAlloc, current: Option<u8>, fits: Option<u8>, budget: u64) -> Option<u8> {
+fn downgrade(now: Instant, demand: &Demand, state: &mut TrackAlloc, current: Option<u8>, budget: u64) -> Option<u8> {
     let severe = budget * 100 < demand.bps(current) * SEVERE_SHORTFALL;
     let since = *state.short_since.get_or_insert(now);
     if !severe && now.saturating_duration_since(since) < DOWN_HOLD {
@@ -149,7 +163,7 @@ fn downgrade(now: Instant, demand: &Demand, state: &mut TrackAlloc, current: Opt
     }
     state.short_since = None;
     changed(now, state);
-    fits
+    demand.best_sending_within(budget)
 }
 
 fn dwelled(now: Instant, state: &TrackAlloc) -> bool {

@@ -3,9 +3,9 @@
 use super::*;
 
 const TICK: Duration = Duration::from_millis(500);
-const AUDIO: Demand = Demand { priority: Priority::Audio, layer_bps: [40_000, 0, 0], layers: 1 };
-const CAMERA: Demand = Demand { priority: Priority::TeacherCamera, layer_bps: [150_000, 500_000, 1_500_000], layers: 3 };
-const BOARD: Demand = Demand { priority: Priority::Content, layer_bps: [400_000, 0, 0], layers: 1 };
+const AUDIO: Demand = Demand { priority: Priority::Audio, layer_bps: [40_000, 0, 0], layers: 1, paused: [false; 3] };
+const CAMERA: Demand = Demand { priority: Priority::TeacherCamera, layer_bps: [150_000, 500_000, 1_500_000], layers: 3, paused: [false; 3] };
+const BOARD: Demand = Demand { priority: Priority::Content, layer_bps: [400_000, 0, 0], layers: 1, paused: [false; 3] };
 
 /// Runs a trace (estimate per tick) over the given demands; returns the targets
 /// after each tick.
@@ -16,7 +16,7 @@ fn run(trace: &[u64], demands: &[Demand]) -> Vec<Vec<Option<u8>>> {
     for (i, estimate) in trace.iter().enumerate() {
         let now = t0 + TICK * i as u32;
         let mut tracks: Vec<(Demand, &mut TrackAlloc)> = demands.iter().copied().zip(states.iter_mut()).collect();
-        allocate(now, *estimate, &mut tracks);
+        allocate(now, *estimate, false, &mut tracks);
         out.push(states.iter().map(|s| s.target).collect());
     }
     out
@@ -97,7 +97,7 @@ fn content_comes_before_the_teacher_camera() {
 
 #[test]
 fn thumbnails_go_last() {
-    let thumb = Demand { priority: Priority::Thumbnail, layer_bps: [300_000, 0, 0], layers: 1 };
+    let thumb = Demand { priority: Priority::Thumbnail, layer_bps: [300_000, 0, 0], layers: 1, paused: [false; 3] };
     let out = run(&trace(&[(1_000_000, 10.0)]), &[thumb, AUDIO, CAMERA]);
     // 950k - 40k = 910k: camera gets the middle layer (500k), 410k left for the thumbnail.
     assert_eq!(out.last().unwrap(), &vec![Some(0), Some(0), Some(1)]);
@@ -110,7 +110,7 @@ fn summary_asks_the_estimator_to_probe_for_the_next_layer() {
     let t0 = Instant::now();
     let (mut a, mut c) = (TrackAlloc::starting_at(Some(0)), TrackAlloc::starting_at(Some(0)));
     let mut tracks = vec![(AUDIO, &mut a), (CAMERA, &mut c)];
-    let s = allocate(t0, 600_000, &mut tracks);
+    let s = allocate(t0, 600_000, false, &mut tracks);
     assert_eq!(s.allocated_bps, 40_000 + 150_000);
     assert_eq!(s.probe_bps, 40_000 + 500_000);
     assert_eq!(s.desired_bps, 40_000 + 1_500_000);
@@ -118,7 +118,37 @@ fn summary_asks_the_estimator_to_probe_for_the_next_layer() {
 
 #[test]
 fn a_source_without_feed_costs_nothing() {
-    let gone = Demand { priority: Priority::TeacherCamera, layer_bps: [0; 3], layers: 0 };
+    let gone = Demand { priority: Priority::TeacherCamera, layer_bps: [0; 3], layers: 0, paused: [false; 3] };
     let out = run(&trace(&[(300_000, 3.0)]), &[AUDIO, gone, BOARD]);
     assert_eq!(out.last().unwrap(), &vec![Some(0), None, None]);
+}
+
+#[test]
+fn a_downgrade_skips_a_layer_the_publisher_paused() {
+    let t0 = Instant::now();
+    let mut cam = CAMERA;
+    cam.paused = [false, true, false];
+    let (mut audio, mut state) = (TrackAlloc::starting_at(Some(0)), TrackAlloc::starting_at(Some(2)));
+    let mut tracks = vec![(AUDIO, &mut audio), (cam, &mut state)];
+    allocate(t0, 600_000, false, &mut tracks);
+    assert_eq!(state.target, Some(0), "the middle layer would fit but must restart first");
+}
+
+#[test]
+fn a_lossy_link_upgrades_after_twice_the_hold() {
+    let t0 = Instant::now();
+    let (mut audio, mut state) = (TrackAlloc::starting_at(Some(0)), TrackAlloc::starting_at(Some(0)));
+    for i in 0..8u32 {
+        let mut tracks = vec![(AUDIO, &mut audio), (CAMERA, &mut state)];
+        allocate(t0 + TICK * i, 700_000, true, &mut tracks);
+        let expect = if i < 4 { Some(0) } else { Some(1) };
+        assert_eq!(tracks[1].1.target, expect, "tick {i}");
+    }
+    // With room to spare (the layer fits twice over) the plain hold applies.
+    let (mut audio, mut state) = (TrackAlloc::starting_at(Some(0)), TrackAlloc::starting_at(Some(0)));
+    for i in 0..3u32 {
+        let mut tracks = vec![(AUDIO, &mut audio), (CAMERA, &mut state)];
+        allocate(t0 + TICK * i, 3_000_000, true, &mut tracks);
+    }
+    assert_eq!(state.target, Some(1));
 }

@@ -68,6 +68,12 @@ impl Sfu {
         self.update_publisher_layers(now);
     }
 
+    /// Allocate one subscriber's bandwidth outside the tick (its link just collapsed).
+    pub(super) fn allocate_now(&mut self, id: PeerId, now: Instant) {
+        self.allocate_peer(id, now);
+        self.update_publisher_layers(now);
+    }
+
     fn allocate_peer(&mut self, id: PeerId, now: Instant) {
         let demands = self.demands_of(id, now);
         let Some(peer) = self.peers.get_mut(&id) else { return };
@@ -83,10 +89,10 @@ impl Sfu {
                 None => down.alloc.idle(),
             }
         }
-        let summary = allocate(now, estimate, &mut tracks);
+        let summary = allocate(now, estimate, peer.loss_cap.is_lossy(), &mut tracks);
         // Padding on a lossy link would only crowd out the media that gets through.
         let probe = if peer.loss_cap.is_active() { summary.allocated_bps } else { summary.probe_bps };
-        let held_back = summary.allocated_bps < summary.desired_bps && !peer.loss_cap.is_active();
+        let held_back = summary.allocated_bps < summary.desired_bps && !peer.loss_cap.is_active() && !peer.loss_cap.is_losing();
         let mut asked = (probe, summary.desired_bps);
         if held_back && peer.probe_nudged_at.is_none_or(|t| now.saturating_duration_since(t) >= PROBE_NUDGE_INTERVAL) {
             // str0m probes when the desired rate rises: alternate it by a few percent.
@@ -96,6 +102,9 @@ impl Sfu {
         if asked != peer.bwe_asked && (differs(asked, peer.bwe_asked) || held_back) {
             peer.bwe_asked = asked;
             peer.rtc.bwe().set_bitrate(Bitrate::bps(asked.0), Bitrate::bps(asked.1.max(asked.0)));
+        }
+        for d in peer.down.values().filter(|d| d.layers.target() != d.alloc.target) {
+            tracing::info!(peer = %id, slot = %d.slot, from = ?d.layers.target(), to = ?d.alloc.target, estimate, loss_capped = peer.loss_cap.is_active(), "layer target");
         }
         let resumed: Vec<Mid> = peer.down.iter_mut().filter_map(|(mid, d)| apply_target(d).then_some(*mid)).collect();
         for mid in resumed {
@@ -128,7 +137,8 @@ impl Sfu {
             let measured = track.layers[l].rate.bps();
             *bps = if measured > 0 { measured } else { nominal_bps(down.slot.kind(), layers, l) };
         }
-        Some(Demand { priority: priority_of(&down.slot.owner, down.slot.source), layer_bps, layers })
+        let paused = std::array::from_fn(|l| !track.active[l]);
+        Some(Demand { priority: priority_of(&down.slot.owner, down.slot.source), layer_bps, layers, paused })
     }
 }
 

@@ -35,7 +35,12 @@ impl Sfu {
             Event::PeerStats(s) => {
                 if let Some(p) = self.peers.get_mut(&id) {
                     p.health.peer_stats(&s);
+                    let was_capped = p.loss_cap.is_active();
                     p.loss_cap.on_stats(s.timestamp, s.peer_bytes_tx, s.egress_loss_fraction, p.estimate);
+                    // Heavy loss: share out the lower budget now, not at the next tick.
+                    if !was_capped && p.loss_cap.is_active() && p.policy().is_some() {
+                        self.allocate_now(id, now);
+                    }
                 }
             }
             Event::EgressBitrateEstimate(kind) => self.on_estimate(id, kind),

@@ -5,8 +5,9 @@
 //! builds up). Meanwhile most packets, audio included, are lost. This ceiling
 //! reacts within one stats interval: when more than `HIGH_LOSS` of what was sent
 //! in the last second was lost, the ceiling drops to what got through, with a
-//! margin. It then rises by `RECOVERY_PER_STEP` per interval of low loss and is
-//! lifted once str0m's own estimate is below it.
+//! margin. It is lifted after `CLEAR_INTERVALS` intervals in a row whose loss is
+//! no more than a weak link's random loss (`PROBE_LOSS`), or as soon as str0m's
+//! own estimate has come down below it; from then on str0m's estimate governs.
 //!
 //! Invariants: pure (explicit time); only ever lowers the estimate it is applied to.
 
@@ -16,15 +17,19 @@ use std::time::Instant;
 pub const HIGH_LOSS: f32 = 0.10;
 /// Loss below which the ceiling rises.
 pub const LOW_LOSS: f32 = 0.02;
+/// Loss above which nothing probes for more bandwidth.
+pub const PROBE_LOSS: f32 = 0.05;
 /// Share of the delivered rate the ceiling drops to (percent).
 const DELIVERED_MARGIN: u64 = 85;
-/// Rise per stats interval of low loss (percent).
-const RECOVERY_PER_STEP: u64 = 8;
+/// Intervals of moderate loss in a row that lift the ceiling.
+const CLEAR_INTERVALS: u32 = 2;
 
 #[derive(Debug, Clone, Default)]
 pub struct LossCap {
     ceiling: Option<u64>,
     last: Option<(Instant, u64)>,
+    last_loss: f32,
+    clear_intervals: u32,
 }
 
 impl LossCap {
@@ -34,15 +39,29 @@ impl LossCap {
         let Some((t0, b0)) = self.last.replace((at, bytes_sent)) else { return };
         let millis = at.saturating_duration_since(t0).as_millis() as u64;
         let (Some(loss), true) = (loss, millis > 0) else { return };
+        self.last_loss = loss;
         let sent_bps = bytes_sent.saturating_sub(b0) * 8 * 1000 / millis;
         if loss > HIGH_LOSS {
             let lost_per_mille = (loss.clamp(0.0, 1.0) * 1000.0).round() as u64;
             let delivered = sent_bps * (1000 - lost_per_mille) / 1000;
             let ceiling = delivered / 100 * DELIVERED_MARGIN;
             self.ceiling = Some(self.ceiling.map_or(ceiling, |c| c.min(ceiling)));
-        } else if loss < LOW_LOSS {
-            self.ceiling = self.ceiling.map(|c| c + c / 100 * RECOVERY_PER_STEP).filter(|c| estimate.is_none_or(|e| *c < e));
+            self.clear_intervals = 0;
+        } else if loss <= PROBE_LOSS {
+            self.clear_intervals += 1;
+            let cleared = self.clear_intervals >= CLEAR_INTERVALS;
+            self.ceiling = self.ceiling.filter(|c| !cleared && estimate.is_none_or(|e| *c < e));
         }
+    }
+
+    /// Random loss of a few percent in the last interval (a rural link): switch up more slowly.
+    pub fn is_lossy(&self) -> bool {
+        self.last_loss > LOW_LOSS
+    }
+
+    /// More loss than random loss on a weak link explains (`PROBE_LOSS`): no probing.
+    pub fn is_losing(&self) -> bool {
+        self.last_loss > PROBE_LOSS
     }
 
     /// Whether heavy loss holds the estimate down now (then nothing should probe).
@@ -77,16 +96,26 @@ mod tests {
     }
 
     #[test]
-    fn moderate_loss_holds_and_low_loss_lifts_it_step_by_step() {
+    fn two_intervals_without_heavy_loss_lift_it() {
         let mut c = LossCap::default();
         c.on_stats(second(0), 0, None, None);
         c.on_stats(second(1), 62_500, Some(0.6), Some(600_000));
-        c.on_stats(second(2), 70_000, Some(0.05), Some(600_000));
-        assert_eq!(c.apply(600_000), 170_000, "3-10 % loss holds");
-        c.on_stats(second(3), 80_000, Some(0.0), Some(600_000));
-        assert_eq!(c.apply(600_000), 183_600);
-        c.on_stats(second(4), 90_000, Some(0.0), Some(150_000));
-        assert_eq!(c.apply(1_000_000), 1_000_000, "lifted once the estimate is below it");
+        c.on_stats(second(2), 70_000, Some(0.08), Some(600_000));
+        assert_eq!(c.apply(600_000), 170_000, "5-10 % loss holds");
+        c.on_stats(second(3), 80_000, Some(0.03), Some(600_000));
+        assert_eq!(c.apply(600_000), 170_000, "one interval of a weak link's random loss is not enough");
+        c.on_stats(second(4), 90_000, Some(0.0), Some(600_000));
+        assert_eq!(c.apply(600_000), 600_000, "lifted after two");
+        assert!(!c.is_active());
+    }
+
+    #[test]
+    fn lifted_at_once_when_the_estimate_is_below_it() {
+        let mut c = LossCap::default();
+        c.on_stats(second(0), 0, None, None);
+        c.on_stats(second(1), 62_500, Some(0.6), Some(600_000));
+        c.on_stats(second(2), 70_000, Some(0.01), Some(150_000));
+        assert_eq!(c.apply(1_000_000), 1_000_000);
     }
 
     #[test]
