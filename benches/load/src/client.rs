@@ -19,15 +19,21 @@ pub fn rtc(local: SocketAddr) -> Result<Rtc> {
 /// A socket on `ip` with a large receive buffer, and its peer.
 pub fn socket_and_rtc(ip: &str) -> Result<(UdpSocket, Rtc)> {
     let sock = UdpSocket::bind((ip, 0))?;
-    set_bufs(&sock, 1 << 20);
+    set_bufs(&sock, 4 << 20);
     let rtc = rtc(sock.local_addr()?)?;
     Ok((sock, rtc))
 }
 
+/// Socket buffers of `bytes`, past net.core.[rw]mem_max where allowed (root), so
+/// a late receive thread does not drop what the server sent.
 pub fn set_bufs(sock: &UdpSocket, bytes: i32) {
     use std::os::fd::AsRawFd;
-    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+    for (force, plain) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
         // SAFETY: a valid fd and a pointer to an int of the size given.
-        unsafe { libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, opt, (&bytes as *const i32).cast(), 4) };
+        let ok = unsafe { libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, force, (&bytes as *const i32).cast(), 4) } == 0;
+        if !ok {
+            // SAFETY: as above.
+            unsafe { libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, plain, (&bytes as *const i32).cast(), 4) };
+        }
     }
 }

@@ -12,15 +12,10 @@ use anyhow::{Context, Result, bail};
 
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
 impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
     pub fn json(&self) -> Result<serde_json::Value> {
         serde_json::from_str(&self.body).with_context(|| format!("not JSON (status {}): {}", self.status, self.body))
     }
@@ -53,7 +48,7 @@ fn parse(raw: &[u8]) -> Result<Response> {
     let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
     let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
     let body = if chunked { dechunk(body) } else { body.to_string() };
-    Ok(Response { status, headers, body })
+    Ok(Response { status, body })
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -89,7 +84,7 @@ mod tests {
     #[test]
     fn parses_plain_and_chunked_bodies() {
         let r = parse(b"HTTP/1.1 201 Created\r\nLocation: /x\r\nContent-Length: 2\r\n\r\nok").unwrap();
-        assert_eq!((r.status, r.header("location"), r.body.as_str()), (201, Some("/x"), "ok"));
+        assert_eq!((r.status, r.body.as_str()), (201, "ok"));
         let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();
         assert_eq!(r.body, "abcde");
         assert!(parse(b"HTTP/1.1 200").is_err());

@@ -65,8 +65,8 @@ struct Opts {
     /// Receive threads of the load generator.
     #[arg(long, default_value_t = 2)]
     receivers: usize,
-    /// The floor sends with sendmmsg batches (as classcast's driver does).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// The floor sends with sendmmsg batches instead of one sendto per copy (classcast's driver uses sendto).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     floor_batch: bool,
     /// Where the clip is cached.
     #[arg(long, default_value = "target/bench-media")]
@@ -261,7 +261,7 @@ fn join_receivers(handles: Handles) -> (Vec<SubStats>, Hist) {
 fn attach(server: &mut Server, n: usize, ip: &str, raw: Vec<UdpSocket>, txs: &[mpsc::Sender<Sub>]) -> Result<()> {
     if let Server::Floor(..) = server {
         for (i, s) in raw.into_iter().enumerate() {
-            client::set_bufs(&s, 1 << 20);
+            client::set_bufs(&s, 4 << 20);
             let _ = txs[i % txs.len()].send(Sub::raw(s, FLOOR_SSRCS)?);
         }
         return Ok(());

@@ -64,7 +64,7 @@ impl Figures {
 
     pub fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {} | {:.3} | {:.2} | {} | {} | {} | {:.2} | {} | {:.2} | {:.0} | {}/{} | {}/{} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {:.3} | {:.2} | {} | {} | {} | {:.2} | {} | {:.2} | {:.0} | {}/{} | {}/{} ({}) | {:.1} | {} |",
             self.target,
             self.n,
             self.published,
@@ -82,6 +82,7 @@ impl Figures {
             self.n,
             self.samples.0,
             self.samples.1,
+            self.mismatch,
             self.attach_s,
             self.load,
         )
@@ -89,7 +90,7 @@ impl Figures {
 }
 
 pub fn header() -> String {
-    "| server | N | published | forwarded | loss % (mean) | loss % (worst) | subs >= 0.5 % | p50 ms | p99 ms | server CPU s | server us/pkt | client CPU s | server RSS KiB/sub | connected | samples ok/fed | attach s | load avg |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|".into()
+    "| server | N | published | forwarded | loss % (mean) | loss % (worst) | subs >= 0.5 % | p50 ms | p99 ms | server CPU s | server us/pkt | client CPU s | server RSS KiB/sub | connected | samples ok/fed (offset changes) | attach s | load avg |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|".into()
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
