@@ -54,6 +54,7 @@ fuzz:
 
 bench: deps-bench
 	$(CARGO) bench --bench forward
+	$(CARGO) bench --bench fanout
 	$(CARGO) run --release -p classcast-recorder --example cpu_per_track -- 60 1500
 	$(CARGO) run --release -p classcast-recorder --example cpu_per_track -- 60 1500 realtime
 
@@ -70,7 +71,7 @@ build-load:
 	$(CARGO) build --release -p classcast -p classcast-load
 
 bench-compare: deps-bench build-load
-	$(LOAD) compare --n $(LOAD_N) --secs $(LOAD_SECS)
+	timeout 3600 $(LOAD) compare --n $(LOAD_N) --secs $(LOAD_SECS)
 
 bench-smoke: build-load
-	$(LOAD) compare --n 5 --secs 5 --check
+	timeout 900 $(LOAD) compare --n 5 --secs 5 --check

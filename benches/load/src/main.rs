@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
 use publisher::{Conn, FLOOR_SSRCS, Publisher};
@@ -112,15 +112,30 @@ fn main() -> Result<()> {
         Cmd::Compare { n, targets, check, opts } => {
             let clip = clip::load(&opts.cache)?;
             let mut all = Vec::new();
+            let mut failed = Vec::new();
             for t in &targets {
                 for &k in &n {
-                    let f = run(t, k, &opts, &clip, server_nice).with_context(|| format!("{t} at n={k}"))?;
-                    eprintln!("{}", f.row());
-                    all.push(f);
+                    // One failed run is reported and the others still run.
+                    match run(t, k, &opts, &clip, server_nice) {
+                        Ok(f) => {
+                            eprintln!("{}", f.row());
+                            all.push(f);
+                        }
+                        Err(e) => {
+                            eprintln!("{t} at n={k} failed: {e:#}");
+                            failed.push(format!("{t} n={k}"));
+                        }
+                    }
                 }
             }
             report::print(&all, &n);
+            if !failed.is_empty() {
+                eprintln!("failed runs: {}", failed.join(", "));
+            }
             if check {
+                if !failed.is_empty() {
+                    bail!("failed runs: {}", failed.join(", "));
+                }
                 report::check(&all)?;
             }
             Ok(())

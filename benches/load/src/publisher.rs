@@ -97,7 +97,8 @@ impl Publisher {
                 buf.extend_from_slice(payload);
                 srtp.protect(&mut buf, (seq >> 16) as u32);
                 shared.sent(kind, seq as u16, hash, Instant::now());
-                self.sock.send_to(&buf, *dest)?;
+                // A refused send (ICMP from a server that is going away) is not the publisher's failure.
+                let _ = self.sock.send_to(&buf, *dest);
             }
             Conn::Rtc { rtc, mids } => {
                 let codec = if kind == AUDIO { Codec::Opus } else { Codec::H264 };
@@ -161,7 +162,7 @@ impl Publisher {
                             shared.sent(k, seq, hash, Instant::now());
                         }
                     }
-                    self.sock.send_to(d, t.destination)?;
+                    let _ = self.sock.send_to(d, t.destination);
                 }
                 Output::Event(Event::Connected) => connected = true,
                 Output::Event(_) => {}
