@@ -4,7 +4,9 @@
 #   make e2e     Node + Chromium end-to-end tests only (in a loopback-only network namespace)
 #   make peers   Python aiortc peer tests only (same namespace rule)
 #   make fuzz    every fuzz target for FUZZ_SECS seconds (cargo-fuzz, not part of make test)
-#   make bench   the forwarding benchmark and the recording cost (docs/PERFORMANCE.md)
+#   make bench   the forwarding benchmarks and the recording cost (docs/PERFORMANCE.md)
+#   make bench-compare  classcast, Janus VideoRoom and the floor under the same load, side by side
+#   make bench-smoke    the same at N=5 for 5 s: fails only if the tool breaks (part of make test)
 # CLASSCAST_BIN overrides the server binary the e2e and peer tests start.
 
 SHELL := /bin/bash
@@ -14,7 +16,7 @@ CARGO ?= cargo
 NETNS := unshare -n $(if $(filter 0,$(shell id -u)),,-r) bash -c
 LO_UP := ip link set lo up
 
-.PHONY: serve test unit build e2e peers fuzz bench deps-serve deps-test
+.PHONY: serve test unit build e2e peers fuzz bench deps-serve deps-test bench-compare bench-smoke deps-bench build-load
 
 FUZZ_SECS ?= 30
 FUZZ_TARGETS := datagram sdp_offer client_msg join_token fmp4_index
@@ -23,7 +25,7 @@ serve: deps-serve
 	$(CARGO) build --release
 	target/release/classcast serve
 
-test: deps-test unit e2e peers
+test: deps-test unit e2e peers bench-smoke
 
 unit:
 	$(CARGO) test --release --workspace
@@ -50,7 +52,26 @@ fuzz:
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t -- -max_total_time=$(FUZZ_SECS) -rss_limit_mb=4096 || exit 1; \
 	done
 
-bench:
+bench: deps-bench
 	$(CARGO) bench --bench forward
+	$(CARGO) bench --bench fanout
 	$(CARGO) run --release -p classcast-recorder --example cpu_per_track -- 60 1500
 	$(CARGO) run --release -p classcast-recorder --example cpu_per_track -- 60 1500 realtime
+
+# Load benchmarks (benches/load): every server is a child of classcast-load, which runs in
+# its own network namespace (scripts/bench-netns.sh) and kills them however it ends.
+LOAD_N ?= 50,100,200,400
+LOAD_SECS ?= 20
+LOAD := scripts/bench-netns.sh target/release/classcast-load
+
+deps-bench:
+	scripts/install-deps.sh bench
+
+build-load:
+	$(CARGO) build --release -p classcast -p classcast-load
+
+bench-compare: deps-bench build-load
+	timeout 3600 $(LOAD) compare --n $(LOAD_N) --secs $(LOAD_SECS)
+
+bench-smoke: build-load
+	timeout 900 $(LOAD) compare --n 5 --secs 5 --check

@@ -3,6 +3,7 @@
 #
 #   scripts/install-deps.sh serve   # build tools + GStreamer (the recorder links it; rusqlite is bundled)
 #   scripts/install-deps.sh test    # + Chromium, namespaces, GStreamer, Node and Python test deps
+#   scripts/install-deps.sh bench   # serve + what the load benchmarks need (make bench, make bench-compare)
 #
 # Idempotent: apt packages are checked with `dpkg -s` (and `apt-get update` runs once, only
 # if something is missing); `npm ci` and the Python venv are redone only when their lock or
@@ -34,10 +35,16 @@ test_pkgs=(
 # and its H.265 source uses x265enc (bad).
 test_pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0)
 
+# Load benchmarks (benches/load, docs/PERFORMANCE.md): gst-launch makes the teacher clip,
+# Janus VideoRoom is the server compared against, iproute2 makes the veth namespace it
+# needs (scripts/bench-netns.sh). `make test` runs their smoke mode, so test needs them too.
+bench_pkgs=(gstreamer1.0-tools janus iproute2 util-linux)
+
 case "$mode" in
   serve) pkgs=("${serve_pkgs[@]}") ;;
-  test) pkgs=("${serve_pkgs[@]}" "${test_pkgs[@]}") ;;
-  *) echo "usage: $0 [serve|test]" >&2; exit 2 ;;
+  test) pkgs=("${serve_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  bench) pkgs=("${serve_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [serve|test|bench]" >&2; exit 2 ;;
 esac
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
