@@ -5,8 +5,10 @@
 //! Sources are served in priority order: audio (always, never paused), then
 //! courseware / blackboard, then the teacher camera, then other classrooms'
 //! cameras. Each video source gets the highest layer that fits what is left of
-//! the budget; one that cannot get its lowest layer is paused (audio goes on)
-//! and resumes by itself when the estimate allows.
+//! the budget; one that cannot get its lowest layer on a link proven congested
+//! (heavy loss) is paused (audio goes on) and resumes by itself when the
+//! estimate allows. An estimate alone never pauses playing video: it starts low
+//! and only grows by probing.
 //!
 //! Invariants (hysteresis, so layers do not flap):
 //! - Downgrades are quick: at once when the estimate falls far short
@@ -105,16 +107,24 @@ pub struct Summary {
     pub desired_bps: u64,
 }
 
-/// Choose a target for every track; `tracks` may be in any order. On a `lossy`
-/// link (random loss of a few percent) tight upgrades wait twice as long.
-pub fn allocate(now: Instant, estimate_bps: u64, lossy: bool, tracks: &mut [(Demand, &mut TrackAlloc)]) -> Summary {
+/// What the subscriber's link has shown lately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Link {
+    /// Random loss of a few percent (a rural link): tight upgrades wait twice as long.
+    pub lossy: bool,
+    /// Heavy loss: the link is proven too narrow. Only then is a playing video track
+    /// paused; an estimate alone (which starts low and grows by probing) never does.
+    pub congested: bool,
+}
+
+/// Choose a target for every track; `tracks` may be in any order.
+pub fn allocate(now: Instant, estimate_bps: u64, link: Link, tracks: &mut [(Demand, &mut TrackAlloc)]) -> Summary {
     tracks.sort_by_key(|(d, _)| d.priority);
     let mut remaining = estimate_bps / 100 * BUDGET_PERCENT;
     let mut summary = Summary::default();
     let mut next_step = None;
     for (demand, state) in tracks.iter_mut() {
-        let hold = if lossy { UPGRADE_HOLD * 2 } else { UPGRADE_HOLD };
-        let chosen = if demand.priority == Priority::Audio { demand.top() } else { choose(now, demand, state, remaining, hold) };
+        let chosen = if demand.priority == Priority::Audio { demand.top() } else { choose(now, demand, state, remaining, link) };
         state.target = chosen;
         let cost = demand.bps(chosen);
         remaining = remaining.saturating_sub(cost);
@@ -130,12 +140,13 @@ pub fn allocate(now: Instant, estimate_bps: u64, lossy: bool, tracks: &mut [(Dem
 }
 
 /// One video track's layer, with the hysteresis rules of the module header.
-fn choose(now: Instant, demand: &Demand, state: &mut TrackAlloc, budget: u64, hold: Duration) -> Option<u8> {
+fn choose(now: Instant, demand: &Demand, state: &mut TrackAlloc, budget: u64, link: Link) -> Option<u8> {
     let current = state.target.filter(|l| *l < demand.layers);
-    let fits = demand.best_within(budget);
+    let floor = lowest_kept(current, link);
+    let fits = demand.best_within(budget).or(floor);
     if fits < current {
         state.better_since = None;
-        return downgrade(now, demand, state, current, budget);
+        return downgrade(now, demand, state, current, budget, floor);
     }
     state.short_since = None;
     let fits_with_margin = demand.best_within(budget / UPGRADE_MARGIN * 100);
@@ -147,7 +158,7 @@ fn choose(now: Instant, demand: &Demand, state: &mut TrackAlloc, budget: u64, ho
     // Resuming paused video on its lowest layer is cheap, and an upgrade that fits
     // twice over is not a gamble: both take the plain hold even on a lossy link.
     let comfortable = current.is_none() || demand.best_within(budget / 2) > current;
-    let hold = if comfortable { UPGRADE_HOLD } else { hold };
+    let hold = if link.lossy && !comfortable { UPGRADE_HOLD * 2 } else { UPGRADE_HOLD };
     if now.saturating_duration_since(since) < hold || !dwelled(now, state) {
         return current;
     }
@@ -155,7 +166,13 @@ fn choose(now: Instant, demand: &Demand, state: &mut TrackAlloc, budget: u64, ho
     Some(current.map_or(0, |l| l + 1))
 }
 
-fn downgrade(now: Instant, demand: &Demand, state: &mut TrackAlloc, current: Option<u8>, budget: u64) -> Option<u8> {
+/// The layer a playing track keeps when even its lowest does not fit: the lowest,
+/// unless the link is proven congested (then `None`: paused).
+fn lowest_kept(current: Option<u8>, link: Link) -> Option<u8> {
+    current.and((!link.congested).then_some(0))
+}
+
+fn downgrade(now: Instant, demand: &Demand, state: &mut TrackAlloc, current: Option<u8>, budget: u64, floor: Option<u8>) -> Option<u8> {
     let severe = budget * 100 < demand.bps(current) * SEVERE_SHORTFALL;
     let since = *state.short_since.get_or_insert(now);
     if !severe && now.saturating_duration_since(since) < DOWN_HOLD {
@@ -163,7 +180,7 @@ fn downgrade(now: Instant, demand: &Demand, state: &mut TrackAlloc, current: Opt
     }
     state.short_since = None;
     changed(now, state);
-    demand.best_sending_within(budget)
+    demand.best_sending_within(budget).or(floor)
 }
 
 fn dwelled(now: Instant, state: &TrackAlloc) -> bool {

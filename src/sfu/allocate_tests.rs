@@ -8,7 +8,8 @@ const CAMERA: Demand = Demand { priority: Priority::TeacherCamera, layer_bps: [1
 const BOARD: Demand = Demand { priority: Priority::Content, layer_bps: [400_000, 0, 0], layers: 1, paused: [false; 3] };
 
 /// Runs a trace (estimate per tick) over the given demands; returns the targets
-/// after each tick.
+/// after each tick. The link counts as congested (proven narrow, so a track that
+/// does not fit may be paused).
 fn run(trace: &[u64], demands: &[Demand]) -> Vec<Vec<Option<u8>>> {
     let t0 = Instant::now();
     let mut states: Vec<TrackAlloc> = demands.iter().map(|_| TrackAlloc::starting_at(Some(0))).collect();
@@ -16,7 +17,7 @@ fn run(trace: &[u64], demands: &[Demand]) -> Vec<Vec<Option<u8>>> {
     for (i, estimate) in trace.iter().enumerate() {
         let now = t0 + TICK * i as u32;
         let mut tracks: Vec<(Demand, &mut TrackAlloc)> = demands.iter().copied().zip(states.iter_mut()).collect();
-        allocate(now, *estimate, false, &mut tracks);
+        allocate(now, *estimate, Link { lossy: false, congested: true }, &mut tracks);
         out.push(states.iter().map(|s| s.target).collect());
     }
     out
@@ -110,7 +111,7 @@ fn summary_asks_the_estimator_to_probe_for_the_next_layer() {
     let t0 = Instant::now();
     let (mut a, mut c) = (TrackAlloc::starting_at(Some(0)), TrackAlloc::starting_at(Some(0)));
     let mut tracks = vec![(AUDIO, &mut a), (CAMERA, &mut c)];
-    let s = allocate(t0, 600_000, false, &mut tracks);
+    let s = allocate(t0, 600_000, Link::default(), &mut tracks);
     assert_eq!(s.allocated_bps, 40_000 + 150_000);
     assert_eq!(s.probe_bps, 40_000 + 500_000);
     assert_eq!(s.desired_bps, 40_000 + 1_500_000);
@@ -130,7 +131,7 @@ fn a_downgrade_skips_a_layer_the_publisher_paused() {
     cam.paused = [false, true, false];
     let (mut audio, mut state) = (TrackAlloc::starting_at(Some(0)), TrackAlloc::starting_at(Some(2)));
     let mut tracks = vec![(AUDIO, &mut audio), (cam, &mut state)];
-    allocate(t0, 600_000, false, &mut tracks);
+    allocate(t0, 600_000, Link::default(), &mut tracks);
     assert_eq!(state.target, Some(0), "the middle layer would fit but must restart first");
 }
 
@@ -140,7 +141,7 @@ fn a_lossy_link_upgrades_after_twice_the_hold() {
     let (mut audio, mut state) = (TrackAlloc::starting_at(Some(0)), TrackAlloc::starting_at(Some(0)));
     for i in 0..8u32 {
         let mut tracks = vec![(AUDIO, &mut audio), (CAMERA, &mut state)];
-        allocate(t0 + TICK * i, 700_000, true, &mut tracks);
+        allocate(t0 + TICK * i, 700_000, Link { lossy: true, congested: false }, &mut tracks);
         let expect = if i < 4 { Some(0) } else { Some(1) };
         assert_eq!(tracks[1].1.target, expect, "tick {i}");
     }
@@ -148,7 +149,21 @@ fn a_lossy_link_upgrades_after_twice_the_hold() {
     let (mut audio, mut state) = (TrackAlloc::starting_at(Some(0)), TrackAlloc::starting_at(Some(0)));
     for i in 0..3u32 {
         let mut tracks = vec![(AUDIO, &mut audio), (CAMERA, &mut state)];
-        allocate(t0 + TICK * i, 3_000_000, true, &mut tracks);
+        allocate(t0 + TICK * i, 3_000_000, Link { lossy: true, congested: false }, &mut tracks);
     }
     assert_eq!(state.target, Some(1));
+}
+
+#[test]
+fn an_estimate_alone_never_pauses_playing_video() {
+    let t0 = Instant::now();
+    let (mut audio, mut board) = (TrackAlloc::starting_at(Some(0)), TrackAlloc::starting_at(Some(0)));
+    for i in 0..10u32 {
+        let mut tracks = vec![(AUDIO, &mut audio), (BOARD, &mut board)];
+        allocate(t0 + TICK * i, 200_000, Link::default(), &mut tracks);
+    }
+    assert_eq!(board.target, Some(0), "a low starting estimate keeps the board on");
+    let mut tracks = vec![(AUDIO, &mut audio), (BOARD, &mut board)];
+    allocate(t0 + TICK * 10, 200_000, Link { lossy: true, congested: true }, &mut tracks);
+    assert_eq!(board.target, None, "paused once the link shows heavy loss");
 }

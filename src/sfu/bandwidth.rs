@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::media::{MediaKind, Mid};
 
-use super::allocate::{Demand, Priority, TrackAlloc, allocate};
+use super::allocate::{Demand, Link, Priority, TrackAlloc, allocate};
 use super::forward::layers::MAX_LAYERS;
 use super::negotiate::feed_of;
 use super::peer::{DownTrack, INITIAL_ESTIMATE_BPS};
@@ -89,7 +89,8 @@ impl Sfu {
                 None => down.alloc.idle(),
             }
         }
-        let summary = allocate(now, estimate, peer.loss_cap.is_lossy(), &mut tracks);
+        let link = Link { lossy: peer.loss_cap.is_lossy(), congested: peer.loss_cap.is_active() };
+        let summary = allocate(now, estimate, link, &mut tracks);
         // Padding on a lossy link would only crowd out the media that gets through.
         let probe = if peer.loss_cap.is_active() { summary.allocated_bps } else { summary.probe_bps };
         let held_back = summary.allocated_bps < summary.desired_bps && !peer.loss_cap.is_active() && !peer.loss_cap.is_losing();
