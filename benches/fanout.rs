@@ -38,6 +38,7 @@ const MIN_PACKETS: u64 = 1_000;
 /// A connected network with `n` subscribers and `packets` captured publisher datagrams.
 fn network(n: usize, packets: u64) -> (Net, Vec<Vec<u8>>) {
     let mut net = Net::new();
+    net.sfu.set_bandwidth_estimation(false);
     let teacher = net.add_client();
     let (_, mids) = net.publish(teacher, MAIN, &[Source::Camera]);
     for i in 0..n {

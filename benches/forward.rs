@@ -28,6 +28,7 @@ fn main() {
 /// One round: fresh network, `PACKETS` packets through the SFU, ns per copy out.
 fn round(subscribers: usize) -> f64 {
     let mut net = Net::new();
+    net.sfu.set_bandwidth_estimation(false);
     let teacher = net.add_client();
     let (_, mids) = net.publish(teacher, MAIN, &[Source::Camera]);
     for i in 0..subscribers {

@@ -8,7 +8,10 @@
 //! - A source whose feed sends nothing is left as it is (it costs nothing and
 //!   is not paused), so a returning publisher is forwarded at once.
 //! - A connection that never reports an estimate (a player without TWCC or
-//!   REMB) is treated as unconstrained after `NO_ESTIMATE_GRACE`.
+//!   REMB) is treated as unconstrained after `NO_ESTIMATE_GRACE`; one whose
+//!   receiver sends no transport-wide CC feedback while media goes out (three
+//!   stats intervals) too, and str0m's estimator is reset far above any class's
+//!   rate so its pacer does not hold the media to the starting estimate.
 //! - str0m's estimator is told what the next layer and the top layers would
 //!   cost, so it probes toward them (`bwe().set_bitrate`); while something is
 //!   held back on a loss-free link the desired rate is raised by a few percent
@@ -78,6 +81,7 @@ impl Sfu {
         let demands = self.demands_of(id, now);
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let estimate = match peer.estimate {
+            _ if peer.unconstrained => UNCONSTRAINED_BPS,
             Some(bps) => peer.loss_cap.apply(bps),
             None if now.saturating_duration_since(peer.created_at) >= NO_ESTIMATE_GRACE => UNCONSTRAINED_BPS,
             None => INITIAL_ESTIMATE_BPS,
@@ -141,6 +145,23 @@ impl Sfu {
         let paused = std::array::from_fn(|l| !track.active[l]);
         Some(Demand { priority: priority_of(&down.slot.owner, down.slot.source), layer_bps, layers, paused })
     }
+}
+
+/// A subscriber that sends no congestion feedback (a player without
+/// transport-wide CC, or a link that is down): str0m's estimate would stay at
+/// its starting value and its pacer would hold the media to it, so the
+/// connection is treated as unconstrained until feedback comes back; then
+/// estimation starts over.
+pub(super) fn check_feedback(peer: &mut super::peer::Peer) {
+    let silent = peer.loss_cap.receiver_is_silent();
+    if silent == peer.unconstrained {
+        return;
+    }
+    peer.unconstrained = silent;
+    let restart_at = if silent { UNCONSTRAINED_BPS } else { INITIAL_ESTIMATE_BPS };
+    tracing::info!(peer = %peer.id, participant = %peer.participant, silent, "congestion feedback from this receiver {}", if silent { "stopped: sending unpaced" } else { "is back: estimating again" });
+    peer.estimate = None;
+    peer.rtc.bwe().reset(Bitrate::bps(restart_at));
 }
 
 /// Hand the allocator's target to the layer selector; true when a video track

@@ -37,6 +37,7 @@ impl Sfu {
                     p.health.peer_stats(&s);
                     let was_capped = p.loss_cap.is_active();
                     p.loss_cap.on_stats(s.timestamp, s.peer_bytes_tx, s.egress_loss_fraction, p.estimate);
+                    super::bandwidth::check_feedback(p);
                     // Heavy loss: share out the lower budget now, not at the next tick.
                     if !was_capped && p.loss_cap.is_active() && p.policy().is_some() {
                         self.allocate_now(id, now);

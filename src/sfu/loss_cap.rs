@@ -30,7 +30,13 @@ pub struct LossCap {
     last: Option<(Instant, u64)>,
     last_loss: f32,
     clear_intervals: u32,
+    /// Stats intervals in a row in which media went out but no feedback came back.
+    silent_intervals: u32,
 }
+
+/// Intervals without any congestion feedback after which a receiver is taken
+/// to send none (a player without transport-wide CC): see `Sfu::on_stats`.
+pub const SILENT_INTERVALS: u32 = 3;
 
 impl LossCap {
     /// One stats interval: total bytes sent so far, the loss over the last
@@ -38,6 +44,8 @@ impl LossCap {
     pub fn on_stats(&mut self, at: Instant, bytes_sent: u64, loss: Option<f32>, estimate: Option<u64>) {
         let Some((t0, b0)) = self.last.replace((at, bytes_sent)) else { return };
         let millis = at.saturating_duration_since(t0).as_millis() as u64;
+        let sending = bytes_sent > b0;
+        self.silent_intervals = if loss.is_none() && sending { self.silent_intervals + 1 } else { 0 };
         let (Some(loss), true) = (loss, millis > 0) else { return };
         self.last_loss = loss;
         let sent_bps = bytes_sent.saturating_sub(b0) * 8 * 1000 / millis;
@@ -52,6 +60,12 @@ impl LossCap {
             let cleared = self.clear_intervals >= CLEAR_INTERVALS;
             self.ceiling = self.ceiling.filter(|c| !cleared && estimate.is_none_or(|e| *c < e));
         }
+    }
+
+    /// Whether the receiver has sent no congestion feedback for `SILENT_INTERVALS`
+    /// intervals while media went out to it.
+    pub fn receiver_is_silent(&self) -> bool {
+        self.silent_intervals >= SILENT_INTERVALS
     }
 
     /// Random loss of a few percent in the last interval (a rural link): switch up more slowly.
@@ -116,6 +130,19 @@ mod tests {
         c.on_stats(second(1), 62_500, Some(0.6), Some(600_000));
         c.on_stats(second(2), 70_000, Some(0.01), Some(150_000));
         assert_eq!(c.apply(1_000_000), 1_000_000);
+    }
+
+    #[test]
+    fn a_receiver_without_feedback_is_noticed() {
+        let mut c = LossCap::default();
+        for i in 0..3 {
+            c.on_stats(second(i), i * 10_000, None, Some(800_000));
+        }
+        assert!(!c.receiver_is_silent(), "two intervals are not enough");
+        c.on_stats(second(3), 30_000, None, Some(800_000));
+        assert!(c.receiver_is_silent());
+        c.on_stats(second(4), 40_000, Some(0.0), Some(800_000));
+        assert!(!c.receiver_is_silent(), "feedback arrived");
     }
 
     #[test]

@@ -141,6 +141,8 @@ pub struct Sfu {
     tap_keyframe_due: bool,
     /// When subscribers' bandwidth is allocated next (see `bandwidth`).
     next_allocation: Option<Instant>,
+    /// Whether new subscriber connections estimate their bandwidth (on in the server).
+    estimate_bandwidth: bool,
     /// ICE restart state: restarts waiting for an answer, negotiated connections, restart offers' ufrags (see `connectivity`).
     restarts: connectivity::Restarts,
 }
@@ -171,8 +173,16 @@ impl Sfu {
             tap_out: VecDeque::new(),
             tap_keyframe_due: false,
             next_allocation: None,
+            estimate_bandwidth: true,
             restarts: connectivity::Restarts::default(),
         }
+    }
+
+    /// Turn bandwidth estimation (and with it str0m's pacing) off for subscriber
+    /// connections created from now on: the forwarding benchmark measures the
+    /// forwarding path alone, with receivers that give no feedback.
+    pub fn set_bandwidth_estimation(&mut self, on: bool) {
+        self.estimate_bandwidth = on;
     }
 
     /// Counters of this core, shared with the metrics endpoint.
@@ -475,7 +485,7 @@ impl Sfu {
     fn create_peer(&mut self, now: Instant, room: &RoomId, participant: &str, kind: PeerKind) -> PeerId {
         let id = PeerId(self.next_id);
         self.next_id += 1;
-        let mut rtc = peer::build_rtc(now, &self.config.candidates, matches!(kind, PeerKind::Subscriber(_)));
+        let mut rtc = peer::build_rtc(now, &self.config.candidates, self.estimate_bandwidth && matches!(kind, PeerKind::Subscriber(_)));
         connectivity::add_tcp_candidates(&mut rtc, &self.config.tcp_candidates);
         let peer = Peer::new(id, room.clone(), participant.into(), kind, rtc, now);
         self.by_ufrag.insert(peer.ufrag.clone(), id);

@@ -238,6 +238,8 @@ pub struct Peer {
     pub loss_cap: super::loss_cap::LossCap,
     pub bwe_asked: (u64, u64),
     pub probe_nudged_at: Option<Instant>,
+    /// The receiver sends no congestion feedback: never constrained (see `bandwidth`).
+    pub unconstrained: bool,
     pub created_at: Instant,
 }
 
@@ -268,6 +270,7 @@ impl Peer {
             loss_cap: Default::default(),
             bwe_asked: (0, 0),
             probe_nudged_at: None,
+            unconstrained: false,
             created_at: now,
         }
     }
