@@ -26,9 +26,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use batch::Batch;
-use classcast::sfu::room::{MAIN, Policy};
-use classcast::sfu::sim::{MS, Net};
-use classcast::signaling::protocol::Source;
+use classcast::sfu::sim::Net;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 const PAYLOAD: usize = 1_100;
@@ -37,25 +35,7 @@ const MIN_PACKETS: u64 = 1_000;
 
 /// A connected network with `n` subscribers and `packets` captured publisher datagrams.
 fn network(n: usize, packets: u64) -> (Net, Vec<Vec<u8>>) {
-    let mut net = Net::new();
-    net.sfu.set_bandwidth_estimation(false);
-    let teacher = net.add_client();
-    let (_, mids) = net.publish(teacher, MAIN, &[Source::Camera]);
-    for i in 0..n {
-        let c = net.add_client();
-        net.clients[c].record = false;
-        net.subscribe(c, &format!("c{i}"), Policy::Audience { own_id: Some(format!("c{i}")) });
-    }
-    net.run(1500 * MS);
-    net.send_video(teacher, mids[0], 1, 0, 1, true);
-    let mut payload = vec![0x41u8; PAYLOAD];
-    let datagrams = (0..packets)
-        .flat_map(|i| {
-            payload[1] = i as u8;
-            net.capture(teacher, mids[0], 2 + i, 3000 * (1 + i as u32 / 4), &payload)
-        })
-        .collect();
-    (net, datagrams)
+    Net::fan_out(n, packets, PAYLOAD)
 }
 
 /// Feed the datagrams as the forwarding thread does; the time of that alone.

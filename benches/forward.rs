@@ -8,9 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use classcast::sfu::room::{MAIN, Policy};
-use classcast::sfu::sim::{MS, Net};
-use classcast::signaling::protocol::Source;
+use classcast::sfu::sim::Net;
 
 const PACKETS: u64 = 2_000;
 const PAYLOAD: usize = 1_100;
@@ -27,25 +25,8 @@ fn main() {
 
 /// One round: fresh network, `PACKETS` packets through the SFU, ns per copy out.
 fn round(subscribers: usize) -> f64 {
-    let mut net = Net::new();
-    net.sfu.set_bandwidth_estimation(false);
-    let teacher = net.add_client();
-    let (_, mids) = net.publish(teacher, MAIN, &[Source::Camera]);
-    for i in 0..subscribers {
-        let c = net.add_client();
-        net.clients[c].record = false;
-        net.subscribe(c, &format!("c{i}"), Policy::Audience { own_id: Some(format!("c{i}")) });
-    }
-    net.run(1500 * MS);
-    net.send_video(teacher, mids[0], 1, 0, 1, true);
-    let mut payload = vec![0x41u8; PAYLOAD];
-    let datagrams: Vec<Vec<u8>> = (0..PACKETS)
-        .flat_map(|i| {
-            payload[1] = i as u8;
-            net.capture(teacher, mids[0], 2 + i, 3000 * (1 + i as u32 / 4), &payload)
-        })
-        .collect();
-    let from = net.clients[teacher].addr;
+    let (mut net, datagrams) = Net::fan_out(subscribers, PACKETS, PAYLOAD);
+    let from = net.clients[0].addr;
     let server: SocketAddr = "127.0.0.1:5000".parse().expect("literal address");
     let mut sent = 0u64;
     let start = Instant::now();

@@ -263,3 +263,15 @@ pub fn page_of(role: Role) -> &'static str {
         Role::Student => "replay.html",
     }
 }
+
+/// Proof that the request carries the admin key (or an admin session): take it
+/// as a handler's first argument and nothing else is read before the check.
+pub struct Admin;
+
+impl axum::extract::FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, s: &AppState) -> Result<Admin, ApiError> {
+        require_admin(s, &parts.headers).map(|()| Admin)
+    }
+}

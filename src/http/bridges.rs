@@ -9,15 +9,15 @@
 //! - A password in a source URL never leaves the server: answers show it as `***`.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::admin::Admin;
 use super::{ApiError, AppState};
 use crate::bridges::BridgeStatus;
 use crate::bridges::check::{CheckError, NewBridge, check};
@@ -28,16 +28,6 @@ pub fn routes() -> Router<AppState> {
         .route("/bridges", get(list).post(create))
         .route("/bridges/rtmp", get(rtmp))
         .route("/bridges/{id}", get(get_one).delete(delete))
-}
-
-struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Admin, ApiError> {
-        super::admin::require_admin(s, &parts.headers).map(|()| Admin)
-    }
 }
 
 fn internal(e: StoreError) -> ApiError {

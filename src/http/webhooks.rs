@@ -11,14 +11,14 @@
 //!   which picks up a ping within a second.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::admin::Admin;
 use super::{ApiError, AppState};
 use crate::store::{MAX_DELIVERY_PAGE, StoreError, Webhook, unix_now_ms};
 use crate::webhooks::check::{NewWebhook, check};
@@ -29,17 +29,6 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/{id}", get(get_one).delete(delete))
         .route("/webhooks/{id}/test", post(test))
         .route("/webhooks/{id}/deliveries", get(deliveries))
-}
-
-/// Proof that the request carries the admin key.
-struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Admin, ApiError> {
-        super::admin::require_admin(s, &parts.headers).map(|()| Admin)
-    }
 }
 
 fn internal(e: StoreError) -> ApiError {

@@ -352,5 +352,30 @@ impl Net {
         let mid = tracks.unwrap().into_iter().find(|t| t.key == key).unwrap().mid;
         Mid::from(mid.as_str())
     }
-}
 
+    /// The fan-out benchmarks' network: a teacher camera publisher (client 0)
+    /// and `n` connected subscribers without bandwidth estimation (they give no
+    /// feedback), one keyframe sent; then `packets` video packets of
+    /// `payload_len` bytes captured as the teacher's encrypted datagrams.
+    pub fn fan_out(n: usize, packets: u64, payload_len: usize) -> (Net, Vec<Vec<u8>>) {
+        let mut net = Net::new();
+        net.sfu.set_bandwidth_estimation(false);
+        let teacher = net.add_client();
+        let (_, mids) = net.publish(teacher, super::room::MAIN, &[Source::Camera]);
+        for i in 0..n {
+            let c = net.add_client();
+            net.clients[c].record = false;
+            net.subscribe(c, &format!("c{i}"), Policy::Audience { own_id: Some(format!("c{i}")) });
+        }
+        net.run(1500 * MS);
+        net.send_video(teacher, mids[0], 1, 0, 1, true);
+        let mut payload = vec![0x41u8; payload_len];
+        let datagrams = (0..packets)
+            .flat_map(|i| {
+                payload[1] = i as u8;
+                net.capture(teacher, mids[0], 2 + i, 3000 * (1 + i as u32 / 4), &payload)
+            })
+            .collect();
+        (net, datagrams)
+    }
+}
