@@ -337,27 +337,42 @@ export class PublishSession extends EventTarget {
     return out;
   }
 
-  /** Outbound RTP counters keyed by source. */
+  /**
+   * Outbound RTP counters keyed by source. A simulcast source has one outbound-rtp per layer
+   * (all with its mid): packets and bytes are summed over them, so the source counts as
+   * sending while any layer is (the server pauses unused layers); frames are the busiest layer's.
+   */
   async stats() {
     const out = {};
     const pc = this.pc;
     if (!pc) return out;
-    const { report, byMid } = await rtpStats(pc, 'outbound-rtp');
-    const codecOf = (s) => report.get(s.codecId)?.mimeType ?? null;
+    const report = await pc.getStats();
+    const layersOfMid = new Map();
+    report.forEach((s) => {
+      if (s.type !== 'outbound-rtp' || s.mid == null) return;
+      const mid = String(s.mid);
+      layersOfMid.set(mid, [...(layersOfMid.get(mid) ?? []), s]);
+    });
     for (const [source, entry] of this.sources) {
       if (!entry.track || !entry.transceiver) continue;
-      const s = byMid.get(String(entry.transceiver.mid));
-      const found = s ? { s, codec: codecOf(s) } : await firstWithCodec(entry.transceiver.sender, 'outbound-rtp');
-      if (!found) continue;
-      out[source] = {
-        packetsSent: found.s.packetsSent ?? 0,
-        framesEncoded: found.s.framesEncoded ?? 0,
-        bytesSent: found.s.bytesSent ?? 0,
-        codec: found.codec,
-      };
+      const layers = layersOfMid.get(String(entry.transceiver.mid));
+      const found = layers
+        ? { layers, codec: report.get(layers[0].codecId)?.mimeType ?? null }
+        : await firstWithCodec(entry.transceiver.sender, 'outbound-rtp');
+      if (found) out[source] = outboundSummary(found.layers ?? [found.s], found.codec);
     }
     return out;
   }
+}
+
+function outboundSummary(layers, codec) {
+  const sum = (field) => layers.reduce((total, s) => total + (s[field] ?? 0), 0);
+  return {
+    packetsSent: sum('packetsSent'),
+    framesEncoded: Math.max(...layers.map((s) => s.framesEncoded ?? 0)),
+    bytesSent: sum('bytesSent'),
+    codec,
+  };
 }
 
 /** The first `type` entry of a sender's / receiver's own stats, with its codec. */
