@@ -95,8 +95,9 @@ impl Sfu {
         }
         let link = Link { lossy: peer.loss_cap.is_lossy(), congested: peer.loss_cap.is_active() };
         let summary = allocate(now, estimate, link, &mut tracks);
-        // Padding on a lossy link would only crowd out the media that gets through.
-        let probe = if peer.loss_cap.is_active() { summary.allocated_bps } else { summary.probe_bps };
+        // Padding on a lossy link keeps its bottleneck queue full, and every retransmission
+        // waits behind it: a lost packet then costs a freeze. Short probes still run (nudges).
+        let probe = if peer.loss_cap.is_active() || peer.loss_cap.is_lossy() { summary.allocated_bps } else { summary.probe_bps };
         let held_back = summary.allocated_bps < summary.desired_bps && !peer.loss_cap.is_active() && !peer.loss_cap.is_losing();
         let mut asked = (probe, summary.desired_bps);
         if held_back && peer.probe_nudged_at.is_none_or(|t| now.saturating_duration_since(t) >= PROBE_NUDGE_INTERVAL) {
@@ -108,8 +109,9 @@ impl Sfu {
             peer.bwe_asked = asked;
             peer.rtc.bwe().set_bitrate(Bitrate::bps(asked.0), Bitrate::bps(asked.1.max(asked.0)));
         }
-        for d in peer.down.values().filter(|d| d.layers.target() != d.alloc.target) {
-            tracing::info!(peer = %id, slot = %d.slot, from = ?d.layers.target(), to = ?d.alloc.target, estimate, loss_capped = peer.loss_cap.is_active(), "layer target");
+        for (mid, d) in peer.down.iter().filter(|(_, d)| d.layers.target() != d.alloc.target) {
+            let costs = demands.iter().find(|(m, _)| m == mid).map(|(_, x)| x.layer_bps);
+            tracing::info!(peer = %id, slot = %d.slot, from = ?d.layers.target(), to = ?d.alloc.target, estimate, loss_capped = peer.loss_cap.is_active(), ?costs, "layer target");
         }
         let resumed: Vec<Mid> = peer.down.iter_mut().filter_map(|(mid, d)| apply_target(d).then_some(*mid)).collect();
         for mid in resumed {

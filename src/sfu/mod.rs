@@ -24,6 +24,7 @@ mod bandwidth;
 pub mod forward;
 pub mod health;
 mod loss_cap;
+mod playout_delay;
 mod negotiate;
 pub mod peer;
 mod publisher_layers;

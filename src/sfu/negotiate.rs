@@ -346,6 +346,7 @@ impl Sfu {
         let Some(peer) = self.peers.get_mut(&publisher) else { return };
         if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, rid) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
+            tracing::debug!(peer = %publisher, %mid, ?rid, "keyframe requested");
             super::stats::SfuCounters::incr(&self.counters.keyframe_requests_sent);
             self.mark_dirty(publisher);
         }

@@ -236,6 +236,8 @@ pub struct Peer {
     /// was last asked of str0m's estimator (probe, desired).
     pub estimate: Option<u64>,
     pub loss_cap: super::loss_cap::LossCap,
+    /// Subscriber: the minimum playout delay its video asks for (lossy links).
+    pub playout_delay: super::playout_delay::PlayoutDelay,
     pub bwe_asked: (u64, u64),
     pub probe_nudged_at: Option<Instant>,
     /// The receiver sends no congestion feedback: never constrained (see `bandwidth`).
@@ -268,6 +270,7 @@ impl Peer {
             health: super::health::HealthTracker::new(now),
             estimate: None,
             loss_cap: Default::default(),
+            playout_delay: Default::default(),
             bwe_asked: (0, 0),
             probe_nudged_at: None,
             unconstrained: false,
@@ -296,6 +299,10 @@ impl Peer {
     }
 }
 
+/// Header extension id of the playout delay offered to subscribers (`playout_delay`);
+/// str0m's standard map leaves it free.
+const PLAYOUT_DELAY_EXTENSION_ID: u8 = 5;
+
 /// Starting point of the bandwidth estimate of a subscriber connection.
 pub const INITIAL_ESTIMATE_BPS: u64 = 800_000;
 
@@ -315,7 +322,9 @@ pub fn build_rtc(now: Instant, candidates: &[SocketAddr], estimate_bandwidth: bo
         codecs.add_h264(pt.into(), Some(rtx.into()), true, profile_level_id);
     }
     if estimate_bandwidth {
-        config = config.enable_bwe(Some(str0m::bwe::Bitrate::bps(INITIAL_ESTIMATE_BPS)));
+        config = config
+            .enable_bwe(Some(str0m::bwe::Bitrate::bps(INITIAL_ESTIMATE_BPS)))
+            .set_extension(PLAYOUT_DELAY_EXTENSION_ID, str0m::rtp::Extension::PlayoutDelay);
     }
     let mut rtc = config.enable_vp8(true).build(now);
     for addr in candidates {

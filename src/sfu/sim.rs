@@ -31,6 +31,8 @@ pub struct Got {
     pub ts: u32,
     pub ssrc: u32,
     pub payload: Vec<u8>,
+    /// The playout-delay header extension's minimum, in ms, if the packet carried one.
+    pub play_delay_min_ms: Option<u64>,
 }
 
 pub struct Client {
@@ -106,7 +108,11 @@ pub struct Net {
 }
 
 fn client_rtc(now: Instant) -> Rtc {
-    let mut config = RtcConfig::new().set_rtp_mode(true).clear_codecs().enable_opus(true, false);
+    let mut config = RtcConfig::new()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .set_extension(5, str0m::rtp::Extension::PlayoutDelay);
     config.codec_config().add_h264(127.into(), Some(121.into()), true, 0x42e01f);
     config.build(now)
 }
@@ -230,7 +236,7 @@ impl Net {
                         continue;
                     }
                     let mid = client.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid()).unwrap();
-                    let got = Got { mid, seq: *p.seq_no, ts: p.header.timestamp, ssrc: *p.header.ssrc, payload: p.payload.to_vec() };
+                    let got = Got { mid, seq: *p.seq_no, ts: p.header.timestamp, ssrc: *p.header.ssrc, payload: p.payload.to_vec(), play_delay_min_ms: p.header.ext_vals.play_delay_min.map(|t| t.rebase(str0m::media::Frequency::MILLIS).numer()) };
                     client.got.push(got);
                 }
                 Output::Event(Event::KeyframeRequest(_)) => self.clients[c].keyframe_requests += 1,

@@ -106,6 +106,10 @@ fn a_narrow_link_gets_a_lower_layer_and_keeps_audio_while_a_clean_one_keeps_the_
     assert!(audio * 100 >= 1800 * 93, "audio reaches the narrow classroom (3 % loss): {audio} of 1800");
     let switches = weak.windows(2).filter(|w| w[0] != w[1]).count();
     assert!(switches <= 4, "no flapping: {switches} switches in 30 s");
+    let delay_of = |client: usize, sub: PeerId| net.got(client, net.down_mid(sub, "main/camera")).last().and_then(|g| g.play_delay_min_ms);
+    assert_eq!(delay_of(1, subs[0]), None, "no playout delay asked of the clean classroom");
+    let weak_delay = delay_of(2, subs[1]).expect("the lossy classroom's video carries a playout delay");
+    assert!((100..=400).contains(&weak_delay), "two round trips (80 ms) and a margin: {weak_delay} ms");
 }
 
 #[test]

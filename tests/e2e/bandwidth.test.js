@@ -28,6 +28,8 @@ import { sleep } from './lib/wait.js';
 
 const NAME = 'bandwidth';
 const LAYER_OF_WIDTH = { 320: 'q', 640: 'h', 1280: 'f' };
+// The camera's loss-recovery counters (inbound-rtp), printed as deltas over a window.
+const RECOVERY = ['packetsLost', 'nackCount', 'retransmittedPacketsReceived', 'pliCount', 'keyFramesDecoded', 'jitterBufferDelay', 'jitterBufferEmittedCount'];
 
 /** One sample of a classroom page: the teacher camera's and mic's receive counters. */
 async function sample(page) {
@@ -42,6 +44,7 @@ async function sample(page) {
     frozenS: cam.totalFreezesDuration ?? 0,
     samples: mic.totalSamplesReceived ?? 0,
     concealed: mic.concealedSamples ?? 0,
+    recovery: Object.fromEntries(RECOVERY.map((k) => [k, cam[k] ?? 0])),
   };
 }
 
@@ -67,6 +70,7 @@ function figures(w) {
     freezes: b.freezes - a.freezes,
     concealedPct: heard > 0 ? (100 * (b.concealed - a.concealed)) / heard : 100,
     heardSecs: heard / 48000,
+    recovery: Object.fromEntries(RECOVERY.map((k) => [k, b.recovery[k] - a.recovery[k]])),
   };
 }
 
@@ -116,6 +120,11 @@ describe('weak links: simulcast layer per classroom, audio first', () => {
     console.log(`# B timeline: ${timeline(wb)}`);
     console.log(`# A timeline: ${timeline(wa)}`);
     console.log(`# B over ${b.secs.toFixed(0)} s: ${b.fps.toFixed(1)} fps, frozen ${b.frozenPct.toFixed(2)} % (${b.freezes} freezes), audio concealed ${b.concealedPct.toFixed(2)} %`);
+    const events = (field) => wb.slice(1).filter((x, i) => x.recovery[field] > wb[i].recovery[field]).map((x) => ((x.at - wb[0].at) / 1000).toFixed(1));
+    const froze = wb.slice(1).filter((x, i) => x.freezes > wb[i].freezes).map((x) => ((x.at - wb[0].at) / 1000).toFixed(1));
+    console.log(`# B freezes at ${froze.join(' ')} s; keyframes at ${events('keyFramesDecoded').join(' ')} s; losses at ${events('packetsLost').join(' ')} s`);
+    const r = b.recovery;
+    console.log(`# B recovery: lost ${r.packetsLost}, NACKs ${r.nackCount}, retransmissions received ${r.retransmittedPacketsReceived}, PLIs ${r.pliCount}, keyframes ${r.keyFramesDecoded}, jitter buffer ${(1000 * r.jitterBufferDelay / Math.max(1, r.jitterBufferEmittedCount)).toFixed(0)} ms`);
     console.log(`# A: ${a.fps.toFixed(1)} fps, frozen ${a.frozenPct.toFixed(2)} %; emulator down: ${c.down.udp_packets} UDP packets, dropped ${JSON.stringify(c.down.dropped)}`);
     const settled = wb.slice(Math.floor(wb.length / 4));
     const below = settled.filter((s) => s.width > 0 && s.width < 1280).length / settled.length;

@@ -527,6 +527,13 @@ function inboundSummary(kind, s, codec) {
     framesPerSecond: s?.framesPerSecond ?? 0,
     freezeCount: s?.freezeCount ?? 0,
     totalFreezesDuration: s?.totalFreezesDuration ?? 0,
+    packetsLost: s?.packetsLost ?? 0,
+    nackCount: s?.nackCount ?? 0,
+    pliCount: s?.pliCount ?? 0,
+    keyFramesDecoded: s?.keyFramesDecoded ?? 0,
+    retransmittedPacketsReceived: s?.retransmittedPacketsReceived ?? 0,
+    jitterBufferDelay: s?.jitterBufferDelay ?? 0,
+    jitterBufferEmittedCount: s?.jitterBufferEmittedCount ?? 0,
     ssrc: s?.ssrc ?? null,
     codec: codec ?? null,
   };

@@ -74,9 +74,10 @@ impl Sfu {
         let track = peer.tracks_in.get_mut(&mid)?;
         let codec = track.codec(&peer.rtc, pkt.header.payload_type)?;
         let layer = track.layer_of(rid)?;
+        let video = codec.video();
+        let keyframe = video.is_none_or(|v| starts_keyframe(v, &pkt.payload));
         track.layers[usize::from(layer)].rate.add(now, pkt.payload.len());
         let fan_out = self.rooms.get(&peer.room)?.fan_out(&track.key, track.spotlight.as_ref(), &peer.participant);
-        let video = codec.video();
         let inc = Incoming {
             owner: peer.participant.clone(),
             generation: track.generation + u64::from(layer),
@@ -84,7 +85,7 @@ impl Sfu {
             top_layer: track.live_layers(now).saturating_sub(1),
             codec,
             video: video.is_some(),
-            keyframe: video.is_none_or(|v| starts_keyframe(v, &pkt.payload)),
+            keyframe,
             seq: *pkt.seq_no,
             ts: pkt.header.timestamp,
             marker: pkt.header.marker,
@@ -93,6 +94,9 @@ impl Sfu {
             at: pkt.timestamp,
             payload: pkt.payload,
         };
+        if inc.video && inc.keyframe {
+            tracing::debug!(peer = %from, %mid, layer, "keyframe received");
+        }
         Some((inc, mid, fan_out))
     }
 
@@ -130,9 +134,13 @@ impl Sfu {
             Some(red_pt) if !inc.video => (red_pt, down.red.wrap(out.ts, *pt, &inc.payload)),
             _ => (pt, inc.payload.clone()),
         };
+        let mut ext = inc.ext.clone();
+        if let Some((min, max)) = peer.playout_delay.extension().filter(|_| inc.video) {
+            (ext.play_delay_min, ext.play_delay_max) = (Some(min), Some(max));
+        }
         let write = RtpWrite::new(pt, out.seq.into(), out.ts, inc.captured.at, payload)
             .marker(inc.marker)
-            .ext_vals(inc.ext.clone())
+            .ext_vals(ext)
             .nackable(inc.video);
         let mut api = peer.rtc.direct_api();
         let tx = api.stream_tx_by_mid(mid, None).ok_or(DropReason::SubscriberNotReady)?;
@@ -171,7 +179,12 @@ fn admit(down: &mut DownTrack, inc: &Incoming) -> Result<Rewritten, DropReason> 
     if down.paused {
         return Err(DropReason::SubscriberPaused);
     }
-    if let Some(reason) = down.layers.gate(inc.layer, inc.keyframe).drop_reason() {
+    let before = down.layers.current();
+    let gate = down.layers.gate(inc.layer, inc.keyframe);
+    if down.layers.current() != before {
+        tracing::debug!(slot = %down.slot, from = ?before, to = ?down.layers.current(), "layer switched");
+    }
+    if let Some(reason) = gate.drop_reason() {
         return Err(reason);
     }
     if inc.video && down.rewriter.is_switch(inc.generation) {
