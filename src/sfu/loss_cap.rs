@@ -11,7 +11,7 @@
 //!
 //! Invariants: pure (explicit time); only ever lowers the estimate it is applied to.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Loss above which the ceiling drops (fraction of packets, per second).
 pub const HIGH_LOSS: f32 = 0.10;
@@ -23,6 +23,8 @@ pub const PROBE_LOSS: f32 = 0.05;
 const DELIVERED_MARGIN: u64 = 85;
 /// Intervals of moderate loss in a row that lift the ceiling.
 const CLEAR_INTERVALS: u32 = 2;
+/// After the ceiling is lifted, the link counts as recovering this long.
+pub const RECOVERY: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, Default)]
 pub struct LossCap {
@@ -32,6 +34,8 @@ pub struct LossCap {
     clear_intervals: u32,
     /// Stats intervals in a row in which media went out but no feedback came back.
     silent_intervals: u32,
+    /// When the ceiling was last lifted.
+    lifted_at: Option<Instant>,
 }
 
 /// Intervals without any congestion feedback after which a receiver is taken
@@ -58,7 +62,11 @@ impl LossCap {
         } else if loss <= PROBE_LOSS {
             self.clear_intervals += 1;
             let cleared = self.clear_intervals >= CLEAR_INTERVALS;
+            let was_capped = self.ceiling.is_some();
             self.ceiling = self.ceiling.filter(|c| !cleared && estimate.is_none_or(|e| *c < e));
+            if was_capped && self.ceiling.is_none() {
+                self.lifted_at = Some(at);
+            }
         }
     }
 
@@ -76,6 +84,12 @@ impl LossCap {
     /// More loss than random loss on a weak link explains (`PROBE_LOSS`): no probing.
     pub fn is_losing(&self) -> bool {
         self.last_loss > PROBE_LOSS
+    }
+
+    /// Whether the ceiling was lifted less than `RECOVERY` ago: the estimate it held
+    /// down may be far below what the link carries again.
+    pub fn is_recovering(&self, now: Instant) -> bool {
+        self.lifted_at.is_some_and(|t| now.saturating_duration_since(t) < RECOVERY)
     }
 
     /// Whether heavy loss holds the estimate down now (then nothing should probe).
@@ -118,9 +132,12 @@ mod tests {
         assert_eq!(c.apply(600_000), 170_000, "5-10 % loss holds");
         c.on_stats(second(3), 80_000, Some(0.03), Some(600_000));
         assert_eq!(c.apply(600_000), 170_000, "one interval of a weak link's random loss is not enough");
+        assert!(!c.is_recovering(second(3)));
         c.on_stats(second(4), 90_000, Some(0.0), Some(600_000));
         assert_eq!(c.apply(600_000), 600_000, "lifted after two");
         assert!(!c.is_active());
+        assert!(c.is_recovering(second(4)) && c.is_recovering(second(18)));
+        assert!(!c.is_recovering(second(19)), "recovering for RECOVERY after the lift");
     }
 
     #[test]
