@@ -31,4 +31,18 @@ pub enum PushError {
     /// The recorder is finishing or gone.
     #[error("recorder closed")]
     Closed,
+    /// The packet arrived more than [`crate::MAX_GAP`] after the last one taken: the part
+    /// ends before the gap (finish it) and the packet starts a new part. Not counted as
+    /// dropped: the caller hands it to the new part. Every later packet gets this too.
+    #[error("packets resumed after a gap: finish this part and start a new one")]
+    Gap,
+}
+
+/// A part that did not finish cleanly: why, and what its file keeps regardless (the
+/// complete chunks written before the failure, which stay indexable and replayable).
+#[derive(Debug, thiserror::Error)]
+#[error("{error} ({:.1} s of media kept in the file)", kept.duration.as_secs_f64())]
+pub struct FinishError {
+    pub error: RecorderError,
+    pub kept: crate::TrackSummary,
 }

@@ -8,8 +8,11 @@
 //!   the first SSRC seen; anything else is counted as `invalid`. Streams are never mixed:
 //!   [`SSRC_SWITCH_PACKETS`] consecutive packets of one other SSRC mean a new publisher,
 //!   which is a fault (the owner starts a new part); stray packets are just invalid.
+//! - The pipeline never sees a hole longer than [`MAX_GAP`] between two packets (senders
+//!   refuse the packet after one; should stray or invalid packets hide it from them, the
+//!   feeder ends the part cleanly itself, before the gap: EOS, nothing after it).
 //! - The packet bytes are not copied: the buffer wraps the sender's `Arc<[u8]>`.
-//! - The thread ends on `Finish` (after sending EOS), on `Abort`, when appsrc refuses a
+//! - The thread ends on `Finish` or at a gap (after sending EOS), on `Abort`, when appsrc refuses a
 //!   buffer (pipeline stopped), after a fault (packets still queued are discarded), or when
 //!   every sender is gone. Senders then get `Closed`.
 
@@ -22,7 +25,7 @@ use crossbeam_channel::Receiver;
 
 use crate::clock::ArrivalClock;
 use crate::state::Shared;
-use crate::track::{FRAGMENT, JITTER_LATENCY, RtpPacketIn};
+use crate::track::{FRAGMENT, JITTER_LATENCY, MAX_GAP, RtpPacketIn};
 
 /// Consecutive packets of one new SSRC that mean the publisher changed.
 pub const SSRC_SWITCH_PACKETS: u32 = 50;
@@ -45,6 +48,10 @@ struct Feeder {
     shared: Arc<Shared>,
     payload_type: u8,
     now: gst::ClockTime,
+    /// Arrival of the latest packet handed to appsrc.
+    last_fed: Option<Duration>,
+    /// A packet came after a gap: the part ends (cleanly) before it.
+    at_gap: bool,
     ssrc: Option<u32>,
     /// Another SSRC seen in a row, and how many times.
     other_ssrc: Option<(u32, u32)>,
@@ -63,6 +70,8 @@ pub(crate) fn spawn(
         shared,
         payload_type,
         now: gst::ClockTime::ZERO,
+        last_fed: None,
+        at_gap: false,
         ssrc: None,
         other_ssrc: None,
     };
@@ -85,6 +94,9 @@ impl Feeder {
                     Msg::Abort => false,
                 };
                 if !more {
+                    if self.at_gap {
+                        self.finish();
+                    }
                     return;
                 }
                 next = rx.try_recv().ok();
@@ -106,6 +118,13 @@ impl Feeder {
                 return true;
             }
         }
+        if self.last_fed.is_some_and(|last| p.arrival > last + MAX_GAP) {
+            self.shared.gap.store(true, Ordering::Relaxed);
+            self.shared.closed.store(true, Ordering::Relaxed);
+            self.at_gap = true;
+            return false;
+        }
+        self.last_fed = Some(p.arrival.max(self.last_fed.unwrap_or_default()));
         let arrival = gst::ClockTime::from_nseconds(p.arrival.as_nanos() as u64);
         self.advance_clock(arrival);
         let mut buffer = gst::Buffer::from_slice(p.bytes);

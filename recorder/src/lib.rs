@@ -14,6 +14,9 @@
 //! - No panic on any input: malformed packets are counted, pipeline errors are reported
 //!   as faults ([`TrackRecorder::poll_fault`], [`TrackEvent::Fault`]).
 //! - A crash loses at most the fragment being written (at most [`FRAGMENT`] of media).
+//! - A part never spans a silence longer than [`MAX_GAP`]: the packet after it is refused
+//!   ([`PushError::Gap`]) and starts the next part.
+//! - A part that fails still reports what its file keeps ([`FinishError::kept`]).
 
 mod clock;
 mod error;
@@ -27,10 +30,10 @@ mod priority;
 mod state;
 mod track;
 
-pub use error::{PushError, RecorderError};
+pub use error::{FinishError, PushError, RecorderError};
 pub use feeder::SSRC_SWITCH_PACKETS;
 pub use track::{
-    Codec, FINISH_TIMEOUT, FRAGMENT, JITTER_LATENCY, PacketSender, RtpPacketIn, TrackEvent,
+    Codec, FINISH_TIMEOUT, FRAGMENT, JITTER_LATENCY, MAX_GAP, PacketSender, RtpPacketIn, TrackEvent,
     TrackRecorder, TrackSpec, TrackStats, TrackSummary,
 };
 

@@ -9,6 +9,7 @@
 //! - Events are sent with `try_send`: a full or unread event channel never blocks a
 //!   streaming thread.
 //! - A poisoned mutex is recovered, never unwrapped: nothing here panics.
+//! - Once `gap` is set it stays set: no packet after a gap enters the part.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -32,6 +33,16 @@ pub(crate) struct Span {
     pub end: Option<Duration>,
 }
 
+impl Span {
+    /// From the first written media to the end of the last (0 if none).
+    pub fn duration(&self) -> Duration {
+        match (self.start, self.end) {
+            (Some(s), Some(e)) => e.saturating_sub(s),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Progress {
     span: Span,
@@ -48,6 +59,10 @@ pub(crate) struct Shared {
     pub closed: AtomicBool,
     /// Set with the first fault: the feeder stops feeding a failed pipeline.
     pub failed: AtomicBool,
+    /// Packets resumed after a gap longer than `MAX_GAP`: no later packet enters this part.
+    pub gap: AtomicBool,
+    /// Arrival (ns + 1; 0 = none yet) of the latest packet taken by a sender.
+    last_arrival: AtomicU64,
     progress: Mutex<Progress>,
     changed: Condvar,
     events: Sender<TrackEvent>,
@@ -67,6 +82,8 @@ impl Shared {
             keyframe_requests: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            gap: AtomicBool::new(false),
+            last_arrival: AtomicU64::new(0),
             progress: Mutex::new(Progress::default()),
             changed: Condvar::new(),
             events,
@@ -90,6 +107,27 @@ impl Shared {
         p.span.end = Some(p.span.end.map_or(end, |e| e.max(end)));
         drop(p);
         self.changed.notify_all();
+    }
+
+    /// Whether a packet arriving at `arrival` still belongs to this part: false once one
+    /// came more than `max_gap` after the latest packet taken (then for every packet).
+    pub fn continues(&self, arrival: Duration, max_gap: Duration) -> bool {
+        if self.gap.load(Ordering::Relaxed) {
+            return false;
+        }
+        let last = self.last_arrival.load(Ordering::Relaxed);
+        let ns = arrival.as_nanos() as u64 + 1;
+        if last != 0 && ns > last.saturating_add(max_gap.as_nanos() as u64) {
+            self.gap.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// A packet arriving at `arrival` was taken.
+    pub fn taken(&self, arrival: Duration) {
+        self.last_arrival
+            .fetch_max(arrival.as_nanos() as u64 + 1, Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> TrackStats {

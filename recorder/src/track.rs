@@ -25,6 +25,9 @@
 //!   without EOS, exactly like a crash: the file ends at its last complete chunk.
 //! - Pipeline errors are faults ([`TrackRecorder::poll_fault`], [`TrackEvent::Fault`]);
 //!   the recorder never panics on them. Recovering is the owner's job: start a new part.
+//!   What the file kept is known either way ([`TrackRecorder::kept`], [`FinishError`]).
+//! - A part spans no silence longer than [`MAX_GAP`]: the packet after one is refused
+//!   with [`PushError::Gap`] and starts the owner's next part.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,13 +38,24 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use gst::prelude::*;
 
-use crate::error::{PushError, RecorderError};
+use crate::error::{FinishError, PushError, RecorderError};
 use crate::feeder::{self, Msg};
 use crate::pipeline;
 use crate::state::{End, Shared};
 
 /// Longest media span a crash can lose: the muxer writes a chunk at least this often.
 pub const FRAGMENT: Duration = Duration::from_secs(2);
+/// Longest silence one part spans. A packet arriving later than this after the previous
+/// one is refused with [`PushError::Gap`]: the part ends before the gap and the owner
+/// starts a new part with that packet. Why: isofmp4mux (chunk mode, one stream) drains
+/// everything at a live timeout during the silence, then treats a first GOP that starts
+/// more than a chunk ([`FRAGMENT`]) after what it wrote as "late" and never drains it: the
+/// file stops growing and EOS panics (`!at_eos || queued_gops.is_empty()`). Measured: a
+/// 4 s hole already does it; a hole shorter than a chunk cannot (and a jump of the RTP
+/// clock alone is no hole: rtpjitterbuffer then stamps by arrival; tests/outage.rs).
+/// Above one second, so a 1 fps sender (a muted camera's black frames) stays in one part.
+pub const MAX_GAP: Duration = Duration::from_millis(1500);
+const _: () = assert!(MAX_GAP.as_millis() < FRAGMENT.as_millis());
 /// How long rtpjitterbuffer waits (in arrival time) for a late or reordered packet.
 pub const JITTER_LATENCY: Duration = Duration::from_millis(300);
 /// How long [`TrackRecorder::finish`] waits for the file to be completed.
@@ -157,13 +171,21 @@ pub struct PacketSender {
 }
 
 impl PacketSender {
-    /// Queues a packet; never blocks. `Err(Full)` drops (and counts) the packet.
+    /// Queues a packet; never blocks. `Err(Full)` drops (and counts) the packet;
+    /// `Err(Gap)` refuses it (it starts the next part, see [`MAX_GAP`]).
     pub fn try_push(&self, packet: RtpPacketIn) -> Result<(), PushError> {
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(PushError::Closed);
         }
+        let arrival = packet.arrival;
+        if !self.shared.continues(arrival, MAX_GAP) {
+            return Err(PushError::Gap);
+        }
         match self.tx.try_send(Msg::Packet(packet)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.shared.taken(arrival);
+                Ok(())
+            }
             Err(TrySendError::Full(_)) => {
                 Shared::bump(&self.shared.dropped);
                 Err(PushError::Full)
@@ -270,8 +292,9 @@ impl TrackRecorder {
     }
 
     /// Pushes everything queued, sends EOS and waits (at most [`FINISH_TIMEOUT`]) until the
-    /// file is complete, with its duration in the header.
-    pub fn finish(mut self) -> Result<TrackSummary, RecorderError> {
+    /// file is complete, with its duration in the header. If the pipeline failed (or fails
+    /// now) the error says why and what the file keeps: its complete chunks stay readable.
+    pub fn finish(mut self) -> Result<TrackSummary, FinishError> {
         self.shared.closed.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + FINISH_TIMEOUT;
         // After a fault the end is known (and a blocked feeder would never take this).
@@ -282,27 +305,47 @@ impl TrackRecorder {
             .shared
             .wait_end(deadline.saturating_duration_since(Instant::now()));
         self.stop();
-        match end {
-            Some(End::Eos) => self.summary(),
-            Some(End::Error) => Err(RecorderError::Pipeline(
-                self.shared.fault().unwrap_or_default(),
-            )),
-            None => Err(RecorderError::Timeout(FINISH_TIMEOUT)),
+        let error = match end {
+            Some(End::Eos) => return self.summary().map_err(|error| self.failed(error)),
+            Some(End::Error) => RecorderError::Pipeline(self.shared.fault().unwrap_or_default()),
+            None => RecorderError::Timeout(FINISH_TIMEOUT),
+        };
+        Err(self.failed(error))
+    }
+
+    fn failed(&self, error: RecorderError) -> FinishError {
+        FinishError {
+            error,
+            kept: self.kept(),
         }
     }
 
     fn summary(&self) -> Result<TrackSummary, RecorderError> {
-        let span = self.shared.span();
-        let duration = match (span.start, span.end) {
-            (Some(s), Some(e)) => e.saturating_sub(s),
-            _ => Duration::ZERO,
-        };
         let bytes = std::fs::metadata(&self.path)?.len();
         Ok(TrackSummary {
-            duration,
+            duration: self.shared.span().duration(),
             bytes,
             stats: self.shared.stats(),
         })
+    }
+
+    /// What the file holds now, whatever happened to the pipeline: the media span of the
+    /// chunks written completely (see [`TrackStats::written_until`]) and the file's size.
+    /// For a part that failed, this is what stays indexable and replayable.
+    pub fn kept(&self) -> TrackSummary {
+        let bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        TrackSummary {
+            duration: self.shared.span().duration(),
+            bytes,
+            stats: self.shared.stats(),
+        }
+    }
+
+    /// Gives up on a part whose pipeline failed: stops it without EOS (like dropping it)
+    /// and returns what the file keeps ([`TrackRecorder::kept`], now final).
+    pub fn abandon(mut self) -> TrackSummary {
+        self.stop();
+        self.kept()
     }
 
     /// Stops the pipeline (no EOS) and the feeder thread. Idempotent.

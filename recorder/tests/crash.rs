@@ -145,3 +145,19 @@ fn fragments_are_written_without_keyframes() {
     drop(recorder);
     assert_survives(&path, written);
 }
+
+#[test]
+fn a_part_whose_pipeline_fails_reports_what_it_kept() {
+    // A failing element (isofmp4mux panicking, a disk error) posts an error: the same path.
+    let path = scratch("fails").join("main.camera.part1.mp4");
+    let recorder = record_without_finishing(&path, 30, COMMITTED);
+    recorder.inject_fault("the muxer failed (test)");
+    let failure = recorder.finish().expect_err("the part failed");
+    eprintln!("finish: {failure}");
+    assert!(failure.to_string().contains("the muxer failed (test)"), "the reason: {failure}");
+    let kept = failure.kept;
+    assert!(kept.duration >= COMMITTED, "kept {kept:?}");
+    assert_eq!(kept.bytes, std::fs::metadata(&path).expect("the part file").len());
+    assert_eq!(Some(kept.duration), kept.stats.written_until, "the part starts at lesson time 0");
+    assert_survives(&path, kept.duration);
+}

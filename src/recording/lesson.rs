@@ -4,6 +4,9 @@
 //! Invariants: `lesson.json` is rewritten (atomically, by the layout module)
 //! whenever a part starts or ends or a fault happens, so after a crash it lists
 //! every part file that exists; the catalog row follows the same events.
+//! A part that ends, cleanly or not, is listed with the duration and size its file
+//! keeps. A track that resumes after a silence longer than `MAX_GAP` (a reconnect)
+//! continues in a new part, without losing the packet that ended the silence.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,7 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use classcast_recorder::layout::{ClassId, Fault, LessonDir, LessonId, LessonMeta, LessonState, PartFile, PartMeta, TrackKey};
-use classcast_recorder::{Codec, PacketSender, RtpPacketIn, TrackRecorder, TrackSpec};
+use classcast_recorder::{Codec, PacketSender, PushError, RtpPacketIn, TrackRecorder, TrackSpec, TrackSummary};
 use str0m::format::Codec as SdpCodec;
 
 use crate::sfu::room::SlotKey;
@@ -137,11 +140,29 @@ impl Lesson {
         }
         let Some(track) = self.tracks.get(&p.tap) else { return };
         if let Some((_, sender, _)) = &track.current {
-            let bytes = rtp_bytes(p, payload_type(codec), track.ssrc);
-            // A full queue drops the packet; the class goes on either way.
-            if sender.try_push(RtpPacketIn { bytes, arrival: at }).is_err() {
-                health.packets_lost.fetch_add(1, Relaxed);
+            let packet = RtpPacketIn { bytes: rtp_bytes(p, payload_type(codec), track.ssrc), arrival: at };
+            match sender.try_push(packet.clone()) {
+                Ok(()) => {}
+                Err(PushError::Gap) => self.next_part(p.tap, codec, p.codec.clock_rate, packet, store, health),
+                // A full queue drops the packet; the class goes on either way.
+                Err(_) => {
+                    health.packets_lost.fetch_add(1, Relaxed);
+                }
             }
+        }
+    }
+
+    /// Packets resumed after a silence longer than `MAX_GAP` (a publisher or bridge that
+    /// reconnected): the part before it is finished and `packet` opens the next one.
+    fn next_part(&mut self, tap: TapId, codec: Codec, clock_rate: u32, packet: RtpPacketIn, store: &Store, health: &RecordingHealth) {
+        let Some(mut track) = self.tracks.remove(&tap) else { return };
+        tracing::info!(lesson = %self.id, track = %track.key.as_str(), part = track.part, "packets resumed after a silence: the part ends, the next one starts");
+        self.close_part(&mut track, store);
+        self.tracks.insert(tap, track);
+        self.open_part(tap, codec, clock_rate, packet.arrival, store);
+        let sender = self.tracks.get(&tap).and_then(|t| t.current.as_ref()).map(|(_, s, _)| s);
+        if !sender.is_some_and(|s| s.try_push(packet).is_ok()) {
+            health.packets_lost.fetch_add(1, Relaxed);
         }
     }
 
@@ -203,15 +224,22 @@ impl Lesson {
     fn close_part(&mut self, track: &mut Track, store: &Store) {
         let Some((rec, _, _)) = track.current.take() else { return };
         match rec.finish() {
-            Ok(summary) => {
-                if let Some(part) = self.meta.tracks.iter_mut().find(|t| t.key == track.key).and_then(|t| t.parts.last_mut()) {
-                    part.duration_ms = Some(summary.duration.as_millis() as u64);
-                    part.bytes = Some(summary.bytes);
-                }
-                self.save(store, &track.key);
+            Ok(summary) => self.set_written(&track.key, &summary, store),
+            // What the file kept stays listed (and replayable) with its duration.
+            Err(e) => {
+                self.set_written(&track.key, &e.kept, store);
+                self.fault(store, Some(track.key.clone()), format!("part {} did not finish cleanly: {e}", track.part));
             }
-            Err(e) => self.fault(store, Some(track.key.clone()), format!("part {} did not finish cleanly: {e}", track.part)),
         }
+    }
+
+    /// The current (last) part of `key` holds `written`: into `lesson.json` and the catalog.
+    fn set_written(&mut self, key: &TrackKey, written: &TrackSummary, store: &Store) {
+        if let Some(part) = self.meta.tracks.iter_mut().find(|t| &t.key == key).and_then(|t| t.parts.last_mut()) {
+            part.duration_ms = Some(written.duration.as_millis() as u64);
+            part.bytes = Some(written.bytes);
+        }
+        self.save(store, key);
     }
 
     /// A pipeline that failed is closed; after a pause (growing while failures repeat)
@@ -230,10 +258,15 @@ impl Lesson {
             .collect();
         for (tap, message) in failed {
             let Some(track) = self.tracks.get_mut(&tap) else { continue };
+            let kept = track.current.take().map(|(rec, _, _)| rec.abandon());
             track.failed(now);
             health.faults.fetch_add(1, Relaxed);
             let (key, part) = (track.key.clone(), track.part);
-            self.fault(store, Some(key), format!("part {part} failed: {message}; recording continues in part {}", part + 1));
+            let kept_s = kept.as_ref().map_or(0.0, |k| k.duration.as_secs_f64());
+            if let Some(kept) = kept {
+                self.set_written(&key, &kept, store);
+            }
+            self.fault(store, Some(key), format!("part {part} failed: {message} ({kept_s:.1} s of media kept in it); recording continues in part {}", part + 1));
         }
     }
 
@@ -329,4 +362,47 @@ fn rtp_bytes(p: &TapPacket, pt: u8, ssrc: u32) -> Arc<[u8]> {
 
 fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sfu::peer::CodecKey;
+    use crate::signaling::protocol::Source;
+
+    const FRAME: Duration = Duration::from_millis(20);
+
+    /// Opus packet `i`, captured at `at`: one 20 ms stereo frame of silence.
+    fn opus(tap: TapId, i: u32, at: Instant) -> TapPacket {
+        let codec = CodecKey { codec: SdpCodec::Opus, profile_level_id: None, clock_rate: 48_000 };
+        let payload = Arc::from(&[0xfc, 0xff, 0xfe][..]);
+        TapPacket { tap, codec, seq: u64::from(i), ts: i * 960, marker: false, payload, captured: at, captured_by_sender: true, arrival: at }
+    }
+
+    #[test]
+    fn a_track_silent_for_10_s_continues_in_a_new_part_and_both_are_listed() {
+        let root = std::env::temp_dir().join(format!("classcast-lesson-silence-{}", std::process::id()));
+        let store = Store::open_in_memory().expect("an in-memory store");
+        let (t0, tap, health) = (Instant::now(), TapId(1), RecordingHealth::default());
+        let mut lesson = Lesson::begin(&root, &store, "c1", "t", "teacher", t0).expect("the lesson begins");
+        lesson.add_tap(tap, &SlotKey::new("main", Source::Mic));
+        // 6 s, 10 s of nothing (a bridge reconnecting: RTP time jumps too), 6 s.
+        let back = t0 + FRAME * 300 + Duration::from_secs(10);
+        let packets = (0..300).map(|i| opus(tap, i, t0 + FRAME * i)).chain((0..300).map(|i| opus(tap, 800 + i, back + FRAME * i)));
+        packets.for_each(|p| lesson.packet(p, &store, &health, false));
+        let (dir, id) = (lesson.dir.clone(), lesson.id.clone());
+        lesson.finish(&store, None);
+        let meta = dir.read_metadata().expect("lesson.json");
+        let parts: Vec<_> = meta.tracks.iter().flat_map(|t| &t.parts).map(|p| (p.start_ms, p.duration_ms.unwrap_or(0))).collect();
+        assert_eq!(parts.len(), 2, "a part before and one after the silence: {parts:?} faults {:?}", meta.faults);
+        assert!(parts[1].0.abs_diff(16_000) < 100, "the second part starts when the packets resumed: {parts:?}");
+        assert!(parts.iter().all(|(_, d)| d.abs_diff(6_000) < 500), "each holds its 6 s: {parts:?}");
+        assert!(meta.faults.is_empty(), "{:?}", meta.faults);
+        assert_eq!(health.packets_lost.load(Relaxed), 0, "the packet after the silence is recorded");
+        let (_, tracks) = store.lesson(&id).expect("catalog").expect("the lesson row");
+        assert!(tracks[0].duration_ms > 10_000, "the catalog sums both parts: {tracks:?}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

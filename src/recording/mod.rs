@@ -14,6 +14,9 @@
 //! - A track's recorder starts at its first packet (its codec is known then); a
 //!   pipeline fault closes the part and the next packet opens part N+1, with the
 //!   fault written to `lesson.json` and the catalog. The live class never waits.
+//!   Packets that resume after a silence longer than `MAX_GAP` (a publisher or
+//!   bridge reconnecting) also continue in part N+1; a part that failed is listed
+//!   with what its file kept.
 //! - A finished lesson is announced (`recording_ready` on the event bus) once its
 //!   catalog row says `finished`.
 
