@@ -47,8 +47,11 @@ struct Opts {
     /// Seconds measured (after the warm-up).
     #[arg(long, default_value_t = 20)]
     secs: u64,
-    /// Seconds between the last subscriber attaching and the window.
-    #[arg(long, default_value_t = 3)]
+    /// Seconds between the last subscriber attaching and the window. The subscribers send
+    /// no congestion feedback (they stay cheap), and classcast paces such a receiver to its
+    /// starting estimate until it has seen 3 s without feedback (then it sends unpaced):
+    /// 6 s keeps that start-up out of the steady-state window.
+    #[arg(long, default_value_t = 6)]
     warmup: u64,
     /// The classcast binary.
     #[arg(long, default_value = "target/release/classcast")]
