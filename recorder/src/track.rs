@@ -322,23 +322,22 @@ impl TrackRecorder {
 
     fn summary(&self) -> Result<TrackSummary, RecorderError> {
         let bytes = std::fs::metadata(&self.path)?.len();
-        Ok(TrackSummary {
+        Ok(self.summary_of(bytes))
+    }
+
+    fn summary_of(&self, bytes: u64) -> TrackSummary {
+        TrackSummary {
             duration: self.shared.span().duration(),
             bytes,
             stats: self.shared.stats(),
-        })
+        }
     }
 
     /// What the file holds now, whatever happened to the pipeline: the media span of the
     /// chunks written completely (see [`TrackStats::written_until`]) and the file's size.
     /// For a part that failed, this is what stays indexable and replayable.
     pub fn kept(&self) -> TrackSummary {
-        let bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
-        TrackSummary {
-            duration: self.shared.span().duration(),
-            bytes,
-            stats: self.shared.stats(),
-        }
+        self.summary_of(std::fs::metadata(&self.path).map_or(0, |m| m.len()))
     }
 
     /// Gives up on a part whose pipeline failed: stops it without EOS (like dropping it)

@@ -138,32 +138,35 @@ impl Lesson {
             Some(t) if t.current.is_none() => self.open_part(p.tap, codec, p.codec.clock_rate, at, store),
             _ => {}
         }
-        let Some(track) = self.tracks.get(&p.tap) else { return };
-        if let Some((_, sender, _)) = &track.current {
-            let packet = RtpPacketIn { bytes: rtp_bytes(p, payload_type(codec), track.ssrc), arrival: at };
-            match sender.try_push(packet.clone()) {
-                Ok(()) => {}
-                Err(PushError::Gap) => self.next_part(p.tap, codec, p.codec.clock_rate, packet, store, health),
-                // A full queue drops the packet; the class goes on either way.
-                Err(_) => {
-                    health.packets_lost.fetch_add(1, Relaxed);
-                }
-            }
+        if self.tracks.get(&p.tap).is_none_or(|t| t.current.is_none()) {
+            return;
+        }
+        let mut pushed = self.push(p, codec, at);
+        if pushed == Err(PushError::Gap) {
+            self.next_part(p.tap, codec, p.codec.clock_rate, at, store);
+            pushed = self.push(p, codec, at);
+        }
+        // A full queue drops the packet; the class goes on either way.
+        if pushed.is_err() {
+            health.packets_lost.fetch_add(1, Relaxed);
         }
     }
 
+    /// Hands `p` to its track's current part (`Closed` when there is none).
+    fn push(&self, p: &TapPacket, codec: Codec, at: Duration) -> Result<(), PushError> {
+        let track = self.tracks.get(&p.tap).ok_or(PushError::Closed)?;
+        let (_, sender, _) = track.current.as_ref().ok_or(PushError::Closed)?;
+        sender.try_push(RtpPacketIn { bytes: rtp_bytes(p, payload_type(codec), track.ssrc), arrival: at })
+    }
+
     /// Packets resumed after a silence longer than `MAX_GAP` (a publisher or bridge that
-    /// reconnected): the part before it is finished and `packet` opens the next one.
-    fn next_part(&mut self, tap: TapId, codec: Codec, clock_rate: u32, packet: RtpPacketIn, store: &Store, health: &RecordingHealth) {
+    /// reconnected): the part before it is finished and the next one opens at `at`.
+    fn next_part(&mut self, tap: TapId, codec: Codec, clock_rate: u32, at: Duration, store: &Store) {
         let Some(mut track) = self.tracks.remove(&tap) else { return };
         tracing::info!(lesson = %self.id, track = %track.key.as_str(), part = track.part, "packets resumed after a silence: the part ends, the next one starts");
         self.close_part(&mut track, store);
         self.tracks.insert(tap, track);
-        self.open_part(tap, codec, clock_rate, packet.arrival, store);
-        let sender = self.tracks.get(&tap).and_then(|t| t.current.as_ref()).map(|(_, s, _)| s);
-        if !sender.is_some_and(|s| s.try_push(packet).is_ok()) {
-            health.packets_lost.fetch_add(1, Relaxed);
-        }
+        self.open_part(tap, codec, clock_rate, at, store);
     }
 
     /// Close every part (recording pauses); the lesson records why.

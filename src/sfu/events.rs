@@ -37,9 +37,9 @@ impl Sfu {
                     p.health.peer_stats(&s);
                     let was_capped = p.loss_cap.is_active();
                     p.loss_cap.on_stats(s.timestamp, s.peer_bytes_tx, s.egress_loss_fraction, p.estimate);
-                    let rtt = s.rtt.or(s.selected_candidate_pair.as_ref().and_then(|c| c.current_round_trip_time));
+                    let rtt = super::health::rtt_of(&s);
                     let before = p.playout_delay.min_ms();
-                    p.playout_delay.on_stats(s.timestamp, s.egress_loss_fraction, rtt);
+                    p.playout_delay.on_stats(s.timestamp, p.loss_cap.is_lossy(), rtt);
                     if p.playout_delay.min_ms().abs_diff(before) >= 50 {
                         tracing::info!(peer = %id, min_ms = p.playout_delay.min_ms(), ?rtt, "playout delay");
                     }

@@ -128,7 +128,6 @@ impl HealthTracker {
 
     /// The first event of a round.
     pub fn peer_stats(&mut self, s: &PeerStats) {
-        let ice_rtt = s.selected_candidate_pair.as_ref().and_then(|p| p.current_round_trip_time);
         self.round = Some(Round {
             at: s.timestamp,
             bytes_in: s.bytes_rx,
@@ -137,7 +136,7 @@ impl HealthTracker {
             twcc_out: worst(None, s.egress_loss_fraction),
             reported_in: PerKind::default(),
             reported_out: PerKind::default(),
-            rtt: s.rtt.or(ice_rtt),
+            rtt: rtt_of(s),
             track_rtt: None,
             packets_in: PerKind::default(),
             packets_out: PerKind::default(),
@@ -214,6 +213,11 @@ fn worst(a: Option<f32>, b: Option<f32>) -> Option<f32> {
 
 fn bits_per_second(bytes: u64, secs: f64) -> u64 {
     if secs <= 0.0 { 0 } else { (bytes as f64 * 8.0 / secs) as u64 }
+}
+
+/// A connection's round trip time: from RTCP, else from ICE consent checks.
+pub fn rtt_of(s: &PeerStats) -> Option<Duration> {
+    s.rtt.or(s.selected_candidate_pair.as_ref().and_then(|p| p.current_round_trip_time))
 }
 
 #[cfg(test)]

@@ -24,8 +24,6 @@ use std::time::{Duration, Instant};
 
 use str0m::media::MediaTime;
 
-use super::loss_cap::LOW_LOSS;
-
 /// Retransmission rounds the delay covers: the lost packet, and its NACK or retransmission lost once more.
 const RETRANSMISSION_ROUNDS: u32 = 2;
 /// Time to notice a loss (the next packet, up to a frame later) and to answer the NACK.
@@ -46,12 +44,13 @@ pub struct PlayoutDelay {
 }
 
 impl PlayoutDelay {
-    /// One stats interval: the loss toward the subscriber and the round trip time.
-    pub fn on_stats(&mut self, now: Instant, loss: Option<f32>, rtt: Option<Duration>) {
+    /// One stats interval: whether it was lossy (`LossCap::is_lossy`: more than
+    /// `LOW_LOSS` lost toward the subscriber) and the round trip time.
+    pub fn on_stats(&mut self, now: Instant, lossy: bool, rtt: Option<Duration>) {
         if let Some(sample) = rtt.map(|r| r.as_millis() as u64) {
             self.srtt_ms = Some(self.srtt_ms.map_or(sample, |s| (3 * s + sample) / 4));
         }
-        if loss.is_some_and(|l| l > LOW_LOSS) {
+        if lossy {
             self.last_lossy = Some(now);
             let wanted = (self.srtt_ms.unwrap_or(0) * u64::from(RETRANSMISSION_ROUNDS) + DETECTION_MS).clamp(FLOOR_MS, CEILING_MS);
             self.min_ms = wanted.div_ceil(10) * 10;
@@ -83,9 +82,9 @@ mod tests {
         let t0 = Instant::now();
         let mut p = PlayoutDelay::default();
         for i in 0..30 {
-            p.on_stats(t0 + i * 1000 * MS, Some(0.0), Some(80 * MS));
+            p.on_stats(t0 + i * 1000 * MS, false, Some(80 * MS));
         }
-        p.on_stats(t0 + 31_000 * MS, None, None);
+        p.on_stats(t0 + 31_000 * MS, false, None);
         assert_eq!(p.extension(), None);
     }
 
@@ -93,7 +92,7 @@ mod tests {
     fn loss_raises_it_to_two_round_trips_at_once() {
         let t0 = Instant::now();
         let mut p = PlayoutDelay::default();
-        p.on_stats(t0, Some(0.03), Some(80 * MS));
+        p.on_stats(t0, true, Some(80 * MS));
         assert_eq!(p.min_ms(), 220);
         let (min, max) = p.extension().expect("lossy");
         assert_eq!(min, MediaTime::from_hundredths(22));
@@ -104,13 +103,13 @@ mod tests {
     fn it_is_clamped() {
         let t0 = Instant::now();
         let mut short = PlayoutDelay::default();
-        short.on_stats(t0, Some(0.05), Some(5 * MS));
+        short.on_stats(t0, true, Some(5 * MS));
         assert_eq!(short.min_ms(), FLOOR_MS);
         let mut long = PlayoutDelay::default();
-        long.on_stats(t0, Some(0.05), Some(600 * MS));
+        long.on_stats(t0, true, Some(600 * MS));
         assert_eq!(long.min_ms(), CEILING_MS);
         let mut unknown = PlayoutDelay::default();
-        unknown.on_stats(t0, Some(0.05), None);
+        unknown.on_stats(t0, true, None);
         assert_eq!(unknown.min_ms(), FLOOR_MS);
     }
 
@@ -118,11 +117,11 @@ mod tests {
     fn it_follows_the_smoothed_round_trip() {
         let t0 = Instant::now();
         let mut p = PlayoutDelay::default();
-        p.on_stats(t0, Some(0.03), Some(80 * MS));
-        p.on_stats(t0 + 1000 * MS, Some(0.03), Some(240 * MS));
+        p.on_stats(t0, true, Some(80 * MS));
+        p.on_stats(t0 + 1000 * MS, true, Some(240 * MS));
         assert_eq!(p.min_ms(), 300, "one spike moves it by a quarter: srtt 120 ms");
         for i in 2..20 {
-            p.on_stats(t0 + i * 1000 * MS, Some(0.03), Some(80 * MS));
+            p.on_stats(t0 + i * 1000 * MS, true, Some(80 * MS));
         }
         assert_eq!(p.min_ms(), 220);
     }
@@ -131,12 +130,12 @@ mod tests {
     fn it_holds_through_clean_seconds_and_is_released_after_clear_after() {
         let t0 = Instant::now();
         let mut p = PlayoutDelay::default();
-        p.on_stats(t0, Some(0.03), Some(80 * MS));
-        p.on_stats(t0 + 1000 * MS, Some(0.03), Some(80 * MS));
+        p.on_stats(t0, true, Some(80 * MS));
+        p.on_stats(t0 + 1000 * MS, true, Some(80 * MS));
         assert_eq!(p.min_ms(), 220);
-        p.on_stats(t0 + 10_000 * MS, Some(0.0), Some(80 * MS));
+        p.on_stats(t0 + 10_000 * MS, false, Some(80 * MS));
         assert_eq!(p.min_ms(), 220, "clean seconds in between do not lower it");
-        p.on_stats(t0 + 1000 * MS + CLEAR_AFTER, Some(0.0), Some(80 * MS));
+        p.on_stats(t0 + 1000 * MS + CLEAR_AFTER, false, Some(80 * MS));
         assert_eq!(p.min_ms(), 0);
         assert_eq!(p.extension().map(|(min, _)| min), Some(MediaTime::from_hundredths(0)), "0 is sent to release the receiver");
     }

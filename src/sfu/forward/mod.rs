@@ -74,10 +74,9 @@ impl Sfu {
         let track = peer.tracks_in.get_mut(&mid)?;
         let codec = track.codec(&peer.rtc, pkt.header.payload_type)?;
         let layer = track.layer_of(rid)?;
-        let video = codec.video();
-        let keyframe = video.is_none_or(|v| starts_keyframe(v, &pkt.payload));
         track.layers[usize::from(layer)].rate.add(now, pkt.payload.len());
         let fan_out = self.rooms.get(&peer.room)?.fan_out(&track.key, track.spotlight.as_ref(), &peer.participant);
+        let video = codec.video();
         let inc = Incoming {
             owner: peer.participant.clone(),
             generation: track.generation + u64::from(layer),
@@ -85,7 +84,7 @@ impl Sfu {
             top_layer: track.live_layers(now).saturating_sub(1),
             codec,
             video: video.is_some(),
-            keyframe,
+            keyframe: video.is_none_or(|v| starts_keyframe(v, &pkt.payload)),
             seq: *pkt.seq_no,
             ts: pkt.header.timestamp,
             marker: pkt.header.marker,
@@ -179,10 +178,11 @@ fn admit(down: &mut DownTrack, inc: &Incoming) -> Result<Rewritten, DropReason> 
     if down.paused {
         return Err(DropReason::SubscriberPaused);
     }
-    let before = down.layers.current();
+    // A layer switch lands on a video keyframe: only those are checked for one.
+    let before = (inc.video && inc.keyframe).then(|| down.layers.current());
     let gate = down.layers.gate(inc.layer, inc.keyframe);
-    if down.layers.current() != before {
-        tracing::debug!(slot = %down.slot, from = ?before, to = ?down.layers.current(), "layer switched");
+    if let Some(from) = before.filter(|from| *from != down.layers.current()) {
+        tracing::debug!(slot = %down.slot, ?from, to = ?down.layers.current(), "layer switched");
     }
     if let Some(reason) = gate.drop_reason() {
         return Err(reason);
