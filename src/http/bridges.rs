@@ -21,18 +21,13 @@ use super::admin::Admin;
 use super::{ApiError, AppState};
 use crate::bridges::BridgeStatus;
 use crate::bridges::check::{CheckError, NewBridge, check};
-use crate::store::{BridgeRow, StoreError};
+use crate::store::BridgeRow;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/bridges", get(list).post(create))
         .route("/bridges/rtmp", get(rtmp))
         .route("/bridges/{id}", get(get_one).delete(delete))
-}
-
-fn internal(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "bridge request failed");
-    ApiError::internal(e.to_string())
 }
 
 /// A bridge as the API shows it: its configuration, where an encoder pushes (RTMP), and its status.
@@ -66,26 +61,26 @@ async fn create(_: Admin, State(s): State<AppState>, b: Result<Json<NewBridge>, 
     let new = b.map(|Json(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))?;
     let row = check(&new, &s.rooms.store).map_err(|e| match e {
         CheckError::Field(f) => ApiError::unprocessable(&f.field, &f.reason),
-        CheckError::Store(e) => internal(e),
+        CheckError::Store(e) => e.into(),
     })?;
-    let row = s.rooms.store.create_bridge(row).map_err(internal)?;
+    let row = s.rooms.store.create_bridge(row)?;
     tracing::info!(bridge = %row.id, class = %row.class_id, kind = %row.kind, "bridge created");
     s.bridges.start(row.clone());
     Ok((StatusCode::CREATED, Json(view(&s, row))))
 }
 
 async fn list(_: Admin, State(s): State<AppState>) -> Result<Json<Vec<View>>, ApiError> {
-    let rows = s.rooms.store.bridges().map_err(internal)?;
+    let rows = s.rooms.store.bridges()?;
     Ok(Json(rows.into_iter().map(|r| view(&s, r)).collect()))
 }
 
 async fn get_one(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<View>, ApiError> {
-    let row = s.rooms.store.bridge(&id).map_err(internal)?.ok_or_else(|| ApiError::not_found(format!("bridge {id} does not exist")))?;
+    let row = s.rooms.store.bridge(&id)?.ok_or_else(|| ApiError::not_found(format!("bridge {id} does not exist")))?;
     Ok(Json(view(&s, row)))
 }
 
 async fn delete(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    if !s.rooms.store.delete_bridge(&id).map_err(internal)? {
+    if !s.rooms.store.delete_bridge(&id)? {
         return Err(ApiError::not_found(format!("bridge {id} does not exist")));
     }
     s.bridges.stop(&id);

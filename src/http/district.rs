@@ -10,14 +10,14 @@
 //! - A device token appears in exactly one response: the classroom's creation.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::admin::Admin;
 use super::{ApiError, AppState};
 use crate::store::{DistrictError, Holiday, MAX_AUDIT_PAGE, NewPairing, NewPeriod, NewRoom, NewSchool, NewTerm, Room};
 
@@ -39,27 +39,13 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit))
 }
 
-/// Proof that the request carries the admin key.
-struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Admin, ApiError> {
-        super::admin::require_admin(s, &parts.headers).map(|()| Admin)
-    }
-}
-
 impl From<DistrictError> for ApiError {
     fn from(e: DistrictError) -> Self {
         match e {
             DistrictError::Invalid(f) => ApiError::unprocessable(&f.field, &f.reason),
             DistrictError::NotFound(m) => ApiError::not_found(m),
             DistrictError::InUse(m) => ApiError::new(StatusCode::CONFLICT, "in_use", m),
-            DistrictError::Store(e) => {
-                tracing::error!(error = %e, "district request failed");
-                ApiError::internal(e.to_string())
-            }
+            DistrictError::Store(e) => e.into(),
         }
     }
 }

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::rooms::RoomError;
 use crate::rooms::auth::AuthError;
 use crate::sfu::NegotiationError;
+use crate::store::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -50,6 +51,14 @@ impl IntoResponse for ApiError {
             None => json!({ "error": self.code, "message": self.message }),
         };
         (self.status, Json(body)).into_response()
+    }
+}
+
+/// A store failure behind a request: logged, answered 500 with the store's message.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store request failed");
+        ApiError::internal(e.to_string())
     }
 }
 

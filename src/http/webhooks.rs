@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::admin::Admin;
 use super::{ApiError, AppState};
-use crate::store::{MAX_DELIVERY_PAGE, StoreError, Webhook, unix_now_ms};
+use crate::store::{MAX_DELIVERY_PAGE, Webhook, unix_now_ms};
 use crate::webhooks::check::{NewWebhook, check};
 
 pub fn routes() -> Router<AppState> {
@@ -31,18 +31,13 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/{id}/deliveries", get(deliveries))
 }
 
-fn internal(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "webhook request failed");
-    ApiError::internal(e.to_string())
-}
-
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("webhook {id} does not exist"))
 }
 
 /// The hook, or 404.
 fn hook(s: &AppState, id: &str) -> Result<Webhook, ApiError> {
-    s.rooms.store.webhook(id).map_err(internal)?.ok_or_else(|| not_found(id))
+    s.rooms.store.webhook(id)?.ok_or_else(|| not_found(id))
 }
 
 /// The creation answer: the hook and, this once, its secret.
@@ -56,13 +51,13 @@ struct Created {
 async fn create(_: Admin, State(s): State<AppState>, b: Result<Json<NewWebhook>, JsonRejection>) -> Result<(StatusCode, Json<Created>), ApiError> {
     let new = b.map(|Json(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))?;
     let c = check(&new).map_err(|f| ApiError::unprocessable(&f.field, &f.reason))?;
-    let hook = s.rooms.store.create_webhook(&c.url, &c.events, &c.secret).map_err(internal)?;
+    let hook = s.rooms.store.create_webhook(&c.url, &c.events, &c.secret)?;
     tracing::info!(hook = %hook.id, url = %hook.url, "webhook registered");
     Ok((StatusCode::CREATED, Json(Created { hook, secret: c.secret })))
 }
 
 async fn list(_: Admin, State(s): State<AppState>) -> Result<Json<Vec<Webhook>>, ApiError> {
-    Ok(Json(s.rooms.store.webhooks().map_err(internal)?))
+    Ok(Json(s.rooms.store.webhooks()?))
 }
 
 async fn get_one(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Webhook>, ApiError> {
@@ -70,7 +65,7 @@ async fn get_one(_: Admin, State(s): State<AppState>, Path(id): Path<String>) ->
 }
 
 async fn delete(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    if !s.rooms.store.delete_webhook(&id).map_err(internal)? {
+    if !s.rooms.store.delete_webhook(&id)? {
         return Err(not_found(&id));
     }
     tracing::info!(hook = %id, "webhook deleted");
@@ -81,7 +76,7 @@ async fn delete(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> 
 async fn test(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let at_ms = unix_now_ms();
     let data = json!({ "type": "ping", "webhook_id": id, "at_ms": at_ms }).to_string();
-    let delivery = s.rooms.store.enqueue_delivery(&id, "ping", &data, at_ms).map_err(internal)?.ok_or_else(|| not_found(&id))?;
+    let delivery = s.rooms.store.enqueue_delivery(&id, "ping", &data, at_ms)?.ok_or_else(|| not_found(&id))?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "delivery_id": delivery }))))
 }
 
@@ -100,6 +95,6 @@ async fn deliveries(_: Admin, State(s): State<AppState>, Path(id): Path<String>,
         return Err(ApiError::unprocessable("limit", "between 1 and 200"));
     }
     hook(&s, &id)?;
-    let (page, total) = s.rooms.store.deliveries(&id, limit, q.offset.unwrap_or(0)).map_err(internal)?;
+    let (page, total) = s.rooms.store.deliveries(&id, limit, q.offset.unwrap_or(0))?;
     Ok(Json(json!({ "total": total, "deliveries": page })))
 }
