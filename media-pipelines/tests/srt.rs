@@ -37,7 +37,7 @@ fn ingest_with(port: u16, video: &str, during: impl Fn(&Ingest)) -> Vec<IngestEv
     let sink = events.clone();
     let spec = SourceSpec::Srt { uri: format!("srt://127.0.0.1:{port}?mode=listener") };
     let ingest = Ingest::start(&spec, Arc::new(move |e| sink.lock().unwrap().push(e))).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_udp_bound(port);
     let encoder = push(port, video);
     wait_video(&events, 100);
     events.lock().unwrap().push(IngestEvent::Ignored { caps: "mark".into() });
@@ -46,6 +46,21 @@ fn ingest_with(port: u16, video: &str, during: impl Fn(&Ingest)) -> Vec<IngestEv
     drop(encoder);
     drop(ingest);
     Arc::try_unwrap(events).map(|m| m.into_inner().unwrap()).unwrap_or_default()
+}
+
+/// Waits (at most 10 s) until a UDP socket is bound to `port`: the SRT listener is up.
+fn wait_until_udp_bound(port: u16) {
+    let suffix = format!(":{port:04X}");
+    let bound = || {
+        ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+            let table = std::fs::read_to_string(f).unwrap_or_default();
+            table.lines().any(|l| l.split_whitespace().nth(1).is_some_and(|local| local.ends_with(&suffix)))
+        })
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    while !bound() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn wait_video(events: &Mutex<Vec<IngestEvent>>, n: usize) {

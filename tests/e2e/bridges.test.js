@@ -87,6 +87,13 @@ async function flowing(page, key, n, timeoutMs = 20_000) {
   }, { timeoutMs, intervalMs: 100, what: `${key} ${field} +${n}` });
 }
 
+/** Whether a UDP socket is bound to `port` (from /proc/net/udp and udp6). */
+function udpBound(port) {
+  const suffix = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const local = (line) => line.trim().split(/\s+/)[1] ?? '';
+  return ['/proc/net/udp', '/proc/net/udp6'].some((f) => fs.readFileSync(f, 'utf8').split('\n').some((l) => local(l).endsWith(suffix)));
+}
+
 const bridge = (server, id) => adminCall(server, 'GET', `/api/bridges/${id}`);
 
 async function liveBridge(server, id) {
@@ -214,7 +221,7 @@ describe('bridges', () => {
   test('SRT listener: an srtsink encoder pushes H.264 + AAC, passed through as main/camera', async (t) => {
     const port = await freeUdpPort();
     const b0 = await adminCall(server, 'POST', '/api/bridges', { class_id: cls.id, role: 'main', source: 'camera', kind: 'srt', url: `srt://127.0.0.1:${port}?mode=listener`, audio: false }, 201);
-    await sleep(500);
+    await poll(() => udpBound(port), { intervalMs: 20, what: `the SRT listener bound on ${port}` });
     const encoder = srtPush(port);
     const b = await liveBridge(server, b0.id);
     await flowing(page, 'main/camera', 60);
@@ -249,8 +256,8 @@ describe('bridges', () => {
 
   test('an H.265 source (RTSP over TCP) is transcoded to H.264 and decodes (CPU measured)', async (t) => {
     const port = await freeTcpPort();
+    // The bridge retries until the RTSP server is up (backoff from 500 ms).
     const camera = rtspServer(port, 'h265');
-    await sleep(500);
     const b0 = await adminCall(server, 'POST', '/api/bridges', { class_id: cls.id, role: 'main', source: 'camera', kind: 'rtsp', url: `rtsp://127.0.0.1:${port}/test`, transport: 'tcp', audio: false }, 201);
     const b = await liveBridge(server, b0.id);
     await flowing(page, 'main/camera', 60, 30_000);
