@@ -37,6 +37,9 @@ impl Sfu {
                     p.health.peer_stats(&s);
                     let was_capped = p.loss_cap.is_active();
                     p.loss_cap.on_stats(s.timestamp, s.peer_bytes_tx, s.egress_loss_fraction, p.estimate);
+                    if was_capped != p.loss_cap.is_active() {
+                        tracing::debug!(peer = %id, capped = !was_capped, loss = ?s.egress_loss_fraction, estimate = ?p.estimate, "loss ceiling");
+                    }
                     let rtt = super::health::rtt_of(&s);
                     let before = p.playout_delay.min_ms();
                     p.playout_delay.on_stats(s.timestamp, p.loss_cap.is_lossy(), rtt);

@@ -125,7 +125,8 @@ describe('weak links: simulcast layer per classroom, audio first', () => {
     console.log(`# B freezes at ${froze.join(' ')} s; keyframes at ${events('keyFramesDecoded').join(' ')} s; losses at ${events('packetsLost').join(' ')} s`);
     const r = b.recovery;
     console.log(`# B recovery: lost ${r.packetsLost}, NACKs ${r.nackCount}, retransmissions received ${r.retransmittedPacketsReceived}, PLIs ${r.pliCount}, keyframes ${r.keyFramesDecoded}, jitter buffer ${(1000 * r.jitterBufferDelay / Math.max(1, r.jitterBufferEmittedCount)).toFixed(0)} ms`);
-    console.log(`# A: ${a.fps.toFixed(1)} fps, frozen ${a.frozenPct.toFixed(2)} %; emulator down: ${c.down.udp_packets} UDP packets, dropped ${JSON.stringify(c.down.dropped)}`);
+    console.log(`# A: ${a.fps.toFixed(1)} fps, frozen ${a.frozenPct.toFixed(2)} %; emulator down: ${c.down.udp_packets} UDP packets, dropped ${JSON.stringify(c.down.dropped)}, late ${JSON.stringify(c.down.late)} (up ${JSON.stringify(c.up.late)})`);
+    console.log(`# emulator late > 50 ms at (s): ${(c.late_at?.down ?? []).map(([t, ms]) => `${((t - wb[0].at) / 1000).toFixed(1)}:${ms}`).join(' ')}`);
     const settled = wb.slice(Math.floor(wb.length / 4));
     const below = settled.filter((s) => s.width > 0 && s.width < 1280).length / settled.length;
     console.log(`# B below the top layer ${(100 * below).toFixed(0)} % of the settled time`);

@@ -37,6 +37,7 @@ import os
 import random
 import socket
 import sys
+import time
 
 CLONE_NEWNET = 0x40000000
 LOCAL = "127.0.0.1"
@@ -66,10 +67,12 @@ class Link:
         self.conf = dict(self.DEFAULTS)
         self.rng = random.Random(seed)
         self.free_at = 0.0
+        self.late_at = []
         self.resumed = asyncio.Event()
         self.resumed.set()
         self.counters = {"udp_packets": 0, "udp_bytes": 0, "tcp_bytes": 0,
-                         "dropped": {"loss": 0, "queue": 0, "cut": 0, "block_udp": 0}}
+                         "dropped": {"loss": 0, "queue": 0, "cut": 0, "block_udp": 0},
+                         "late": {"max_ms": 0.0, "over_20ms": 0, "over_100ms": 0}}
 
     def set(self, conf):
         unknown = set(conf) - set(self.DEFAULTS)
@@ -117,7 +120,18 @@ class Link:
         due = self._serialize(len(data)) + c["delayMs"] / 1000.0
         self.counters["udp_packets"] += 1
         self.counters["udp_bytes"] += len(data)
-        self.loop.call_at(due, deliver, data)
+        self.loop.call_at(due, self._deliver_late, due, deliver, data)
+
+    def _deliver_late(self, due, deliver, data):
+        """Deliver, counting how late this process's scheduling made the datagram."""
+        late_ms = (self.loop.time() - due) * 1000.0
+        late = self.counters["late"]
+        late["max_ms"] = round(max(late["max_ms"], late_ms), 1)
+        late["over_20ms"] += late_ms > 20
+        late["over_100ms"] += late_ms > 100
+        if late_ms > 50 and len(self.late_at) < 100:
+            self.late_at.append([round(time.time() * 1000), round(late_ms)])
+        deliver(data)
 
     async def tcp(self, data):
         """When a TCP segment would arrive (waits out a cut; never drops)."""
@@ -266,7 +280,8 @@ def control(line, links):
                 links[name].set(conf)
         return {"id": msg.get("id"), "ok": True, "up": links["up"].conf, "down": links["down"].conf}
     if cmd == "counters":
-        return {"id": msg.get("id"), "ok": True, "up": links["up"].counters, "down": links["down"].counters}
+        return {"id": msg.get("id"), "ok": True, "up": links["up"].counters, "down": links["down"].counters,
+                "late_at": {"up": links["up"].late_at, "down": links["down"].late_at}}
     raise ValueError(f"unknown cmd {cmd!r}")
 
 

@@ -104,10 +104,14 @@ export async function startLink({ tcpPorts = [], udpPorts = [], seed = 1, logNam
     setLink(conf) {
       return conf.up || conf.down ? call({ cmd: 'set', up: conf.up, down: conf.down }) : call({ cmd: 'set', link: conf });
     },
-    /** {up, down}: udp_packets, udp_bytes, tcp_bytes, dropped: {loss, queue, cut, block_udp}. */
+    /**
+     * {up, down}: udp_packets, udp_bytes, tcp_bytes, dropped: {loss, queue, cut, block_udp},
+     * late: {max_ms, over_20ms, over_100ms} (datagrams the emulator itself released late);
+     * late_at: {up, down}: [epoch ms, ms late] of the first 100 datagrams over 50 ms late.
+     */
     async counters() {
       const r = await call({ cmd: 'counters' });
-      return { up: r.up, down: r.down };
+      return { up: r.up, down: r.down, late_at: r.late_at };
     },
     async close() {
       child.stdin.end();
