@@ -12,7 +12,10 @@
 //!
 //! Invariants (hysteresis, so layers do not flap):
 //! - Downgrades are quick: at once when the estimate falls far short
-//!   (`SEVERE_SHORTFALL`), after `DOWN_HOLD` of a milder shortfall.
+//!   (`SEVERE_SHORTFALL`), after `DOWN_HOLD` of a milder shortfall, or sooner
+//!   when the shortfall would have queued more than `QUEUE_BUDGET` of the
+//!   track's media by then (str0m's pacer sends at about the estimate, so what
+//!   does not fit waits in its queue and reaches the player late: frozen video).
 //! - Upgrades are slow: the higher layer must fit with `UPGRADE_MARGIN` to spare
 //!   for `UPGRADE_HOLD` without a break, and not sooner than `MIN_DWELL` after
 //!   the track's last change.
@@ -31,6 +34,8 @@ pub const MIN_DWELL: Duration = Duration::from_millis(1500);
 pub const DOWN_HOLD: Duration = Duration::from_millis(1500);
 /// Below this share of what the current layer needs (percent), downgrade at once.
 pub const SEVERE_SHORTFALL: u64 = 50;
+/// The most queueing delay a milder shortfall may build up before the downgrade.
+pub const QUEUE_BUDGET: Duration = Duration::from_millis(100);
 
 /// Who comes first when bandwidth is short (lower is served first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -175,12 +180,20 @@ fn lowest_kept(current: Option<u8>, link: Link) -> Option<u8> {
 fn downgrade(now: Instant, demand: &Demand, state: &mut TrackAlloc, current: Option<u8>, budget: u64, floor: Option<u8>) -> Option<u8> {
     let severe = budget * 100 < demand.bps(current) * SEVERE_SHORTFALL;
     let since = *state.short_since.get_or_insert(now);
-    if !severe && now.saturating_duration_since(since) < DOWN_HOLD {
+    if !severe && now.saturating_duration_since(since) < down_hold(demand.bps(current), budget) {
         return current;
     }
     state.short_since = None;
     changed(now, state);
     demand.best_sending_within(budget).or(floor)
+}
+
+/// How long a shortfall of `budget` against a layer costing `cost` may last: the
+/// excess piles up in the pacer's queue, which drains at about the budget, so after
+/// `t` it delays the media by `t * excess / budget`; that stays within `QUEUE_BUDGET`.
+fn down_hold(cost: u64, budget: u64) -> Duration {
+    let excess = cost.saturating_sub(budget).max(1);
+    DOWN_HOLD.min(QUEUE_BUDGET.mul_f64(budget as f64 / excess as f64))
 }
 
 fn dwelled(now: Instant, state: &TrackAlloc) -> bool {

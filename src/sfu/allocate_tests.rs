@@ -59,9 +59,10 @@ fn below_the_lowest_layer_video_pauses_and_resumes() {
     let t = trace(&[(600_000, 5.0), (150_000, 20.0), (2_000_000, 10.0)]);
     let out = run(&t, &[AUDIO, CAMERA]);
     // 600k leaves 530k: the middle layer would fit, but not with the upgrade margin.
-    // 150k leaves 102k for a 150k layer: a mild shortfall, paused after DOWN_HOLD (1.5 s).
+    // 150k leaves 102k for a 150k layer: not severe, but 48k too much would queue 100 ms
+    // within 210 ms, so the track is paused at the next tick.
     // Back on the lowest layer 1 s (the hold) after the link returned, then one layer per 1.5 s.
-    assert_eq!(switches(&out, 1), vec![(13, None), (52, Some(0)), (55, Some(1)), (58, Some(2))]);
+    assert_eq!(switches(&out, 1), vec![(11, None), (52, Some(0)), (55, Some(1)), (58, Some(2))]);
     assert!(out.iter().all(|t| t[0] == Some(0)));
 }
 
@@ -74,6 +75,22 @@ fn bursty_dips_do_not_switch() {
     }
     let out = run(&t, &[AUDIO, CAMERA]);
     assert_eq!(switches(&out, 1), vec![(2, Some(1)), (5, Some(2))]);
+}
+
+#[test]
+fn the_deeper_the_shortfall_the_sooner_the_downgrade() {
+    // Middle layer (500k) playing; the estimate dips. Budget = 95 % of it - 40k audio.
+    let shallow = trace(&[(3_000_000, 6.0), (560_000, 3.0)]); // 492k: 8k short, 1.5 s
+    let deep = trace(&[(3_000_000, 6.0), (470_000, 3.0)]); // 406.5k: 93.5k short, 435 ms
+    let mut camera = CAMERA;
+    camera.layer_bps[2] = 5_000_000; // the top layer never fits: stays on the middle one
+    let down_at = |t: &[u64]| switches(&run(t, &[AUDIO, camera]), 1).into_iter().find(|(_, l)| *l == Some(0)).map(|(i, _)| i);
+    assert_eq!(down_at(&shallow), Some(15), "DOWN_HOLD: three ticks after the dip at tick 12");
+    assert_eq!(down_at(&deep), Some(13), "the next tick");
+    assert_eq!(down_hold(500_000, 492_000), DOWN_HOLD);
+    let hold = down_hold(500_000, 400_000).as_micros();
+    assert!((399_999..=400_001).contains(&hold), "100k short of 500k: 100 ms x 400/100 ({hold} us)");
+    assert_eq!(down_hold(500_000, 500_000), DOWN_HOLD, "no shortfall");
 }
 
 #[test]
