@@ -3,8 +3,8 @@
 //! transcoded, AAC must become Opus, and RTP packets must come out.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use classcast_media_pipelines::{AUDIO_PT, Ingest, IngestEvent, MediaPath, SourceSpec, StreamKind, VIDEO_PT};
 
@@ -33,40 +33,47 @@ fn ingest(port: u16, video: &str) -> Vec<IngestEvent> {
 /// Runs an ingest until 100 video packets came out (or 20 s); `during` is called once
 /// with the ingest after the first 100 packets, then another 100 are awaited.
 fn ingest_with(port: u16, video: &str, during: impl Fn(&Ingest)) -> Vec<IngestEvent> {
-    let events = Arc::new(Mutex::new(Vec::new()));
+    let events = Arc::new(Events::default());
     let sink = events.clone();
     let spec = SourceSpec::Srt { uri: format!("srt://127.0.0.1:{port}?mode=listener") };
-    let ingest = Ingest::start(&spec, Arc::new(move |e| sink.lock().unwrap().push(e))).unwrap();
-    wait_until_udp_bound(port);
+    let ingest = Ingest::start(&spec, Arc::new(move |e| sink.push(e))).unwrap();
+    assert!(udp_bound(port), "the SRT listener is bound when Ingest::start returns (srtsrc binds in its start())");
     let encoder = push(port, video);
-    wait_video(&events, 100);
-    events.lock().unwrap().push(IngestEvent::Ignored { caps: "mark".into() });
+    events.wait_video(100);
+    events.push(IngestEvent::Ignored { caps: "mark".into() });
     during(&ingest);
-    wait_video(&events, 200);
+    events.wait_video(200);
     drop(encoder);
     drop(ingest);
-    Arc::try_unwrap(events).map(|m| m.into_inner().unwrap()).unwrap_or_default()
+    std::mem::take(&mut *events.list.lock().unwrap())
 }
 
-/// Waits (at most 10 s) until a UDP socket is bound to `port`: the SRT listener is up.
-fn wait_until_udp_bound(port: u16) {
+/// Whether a UDP socket is bound to `port` (from /proc/net/udp and udp6).
+fn udp_bound(port: u16) -> bool {
     let suffix = format!(":{port:04X}");
-    let bound = || {
-        ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
-            let table = std::fs::read_to_string(f).unwrap_or_default();
-            table.lines().any(|l| l.split_whitespace().nth(1).is_some_and(|local| local.ends_with(&suffix)))
-        })
-    };
-    let end = Instant::now() + Duration::from_secs(10);
-    while !bound() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+        let table = std::fs::read_to_string(f).unwrap_or_default();
+        table.lines().any(|l| l.split_whitespace().nth(1).is_some_and(|local| local.ends_with(&suffix)))
+    })
 }
 
-fn wait_video(events: &Mutex<Vec<IngestEvent>>, n: usize) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end && rtp_count(&events.lock().unwrap(), VIDEO_PT) < n {
-        std::thread::sleep(Duration::from_millis(50));
+/// What the ingest reported, with a wake-up for each new event.
+#[derive(Default)]
+struct Events {
+    list: Mutex<Vec<IngestEvent>>,
+    added: Condvar,
+}
+
+impl Events {
+    fn push(&self, e: IngestEvent) {
+        self.list.lock().unwrap().push(e);
+        self.added.notify_all();
+    }
+
+    /// Waits (at most 20 s) until `n` video packets have come out.
+    fn wait_video(&self, n: usize) {
+        let list = self.list.lock().unwrap();
+        let _ = self.added.wait_timeout_while(list, Duration::from_secs(20), |l| rtp_count(l, VIDEO_PT) < n).unwrap();
     }
 }
 
