@@ -35,6 +35,7 @@ impl Sfu {
             Event::PeerStats(s) => {
                 if let Some(p) = self.peers.get_mut(&id) {
                     p.health.peer_stats(&s);
+                    p.raw_estimate = s.bwe_tx.map(|b| b.as_u64());
                     let was_capped = p.loss_cap.is_active();
                     p.loss_cap.on_stats(s.timestamp, s.peer_bytes_tx, s.egress_loss_fraction, p.estimate);
                     if was_capped != p.loss_cap.is_active() {

@@ -28,6 +28,7 @@ mod playout_delay;
 mod negotiate;
 pub mod peer;
 mod publisher_layers;
+mod reprobe;
 pub mod room;
 pub mod sdp_check;
 pub mod sim;

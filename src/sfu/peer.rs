@@ -235,11 +235,16 @@ pub struct Peer {
     /// Subscriber: the latest send-side bandwidth estimate (bits/s), and what
     /// was last asked of str0m's estimator (probe, desired).
     pub estimate: Option<u64>,
+    /// Subscriber: str0m's estimate as its pacer uses it, unsmoothed (from the
+    /// last stats interval); the events carry a 3 s average of its changes.
+    pub raw_estimate: Option<u64>,
     pub loss_cap: super::loss_cap::LossCap,
     /// Subscriber: the minimum playout delay its video asks for (lossy links).
     pub playout_delay: super::playout_delay::PlayoutDelay,
     pub bwe_asked: (u64, u64),
     pub probe_nudged_at: Option<Instant>,
+    /// Subscriber: when str0m's estimator is restarted to probe (see `reprobe`).
+    pub reprobe: super::reprobe::Reprobe,
     /// The receiver sends no congestion feedback: never constrained (see `bandwidth`).
     pub unconstrained: bool,
     pub created_at: Instant,
@@ -269,10 +274,12 @@ impl Peer {
             pending_offer: None,
             health: super::health::HealthTracker::new(now),
             estimate: None,
+            raw_estimate: None,
             loss_cap: Default::default(),
             playout_delay: Default::default(),
             bwe_asked: (0, 0),
             probe_nudged_at: None,
+            reprobe: Default::default(),
             unconstrained: false,
             created_at: now,
         }

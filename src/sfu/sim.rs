@@ -69,6 +69,12 @@ impl Link {
         Link { rate_bps, delay, loss_per_mille, queue_limit: 200 * MS, busy_until: None, in_flight: Default::default(), rng: 0x2545_f491_4f6c_dd1d, dropped: 0 }
     }
 
+    /// The same link with another random-loss sequence (`seed` non-zero).
+    pub fn seeded(mut self, seed: u64) -> Link {
+        self.rng = seed.max(1);
+        self
+    }
+
     fn enqueue(&mut self, now: Instant, source: SocketAddr, data: Vec<u8>) {
         let start = self.busy_until.filter(|t| *t > now).unwrap_or(now);
         if start - now > self.queue_limit || self.random_loss() {
