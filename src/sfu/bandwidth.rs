@@ -97,14 +97,14 @@ impl Sfu {
         let held = held_back(&tracks);
         reprobe_if_held_back(peer, now, held);
         let probe = if pads_toward_next_layer(&peer.loss_cap, peer.reprobe.is_resuming(now), now) { summary.probe_bps } else { summary.allocated_bps };
-        let held_back = summary.allocated_bps < summary.desired_bps && !peer.loss_cap.is_active() && !peer.loss_cap.is_losing();
+        let nudgeable = summary.allocated_bps < summary.desired_bps && !peer.loss_cap.is_active() && !peer.loss_cap.is_losing();
         let mut asked = (probe, summary.desired_bps);
-        if held_back && peer.probe_nudged_at.is_none_or(|t| now.saturating_duration_since(t) >= PROBE_NUDGE_INTERVAL) {
+        if nudgeable && peer.probe_nudged_at.is_none_or(|t| now.saturating_duration_since(t) >= PROBE_NUDGE_INTERVAL) {
             // str0m probes when the desired rate rises: alternate it by a few percent.
             peer.probe_nudged_at = Some(now);
             asked.1 += (peer.bwe_asked.1 <= asked.1) as u64 * asked.1 / 100 * PROBE_NUDGE_PERCENT;
         }
-        if asked != peer.bwe_asked && (differs(asked, peer.bwe_asked) || held_back) {
+        if asked != peer.bwe_asked && (differs(asked, peer.bwe_asked) || nudgeable) {
             peer.bwe_asked = asked;
             peer.rtc.bwe().set_bitrate(Bitrate::bps(asked.0), Bitrate::bps(asked.1.max(asked.0)));
         }
