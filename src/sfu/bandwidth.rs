@@ -40,6 +40,8 @@ pub const NO_ESTIMATE_GRACE: Duration = Duration::from_secs(5);
 /// losing packets), str0m is nudged to probe this often.
 pub const PROBE_NUDGE_INTERVAL: Duration = Duration::from_secs(2);
 const PROBE_NUDGE_PERCENT: u64 = 5;
+/// How long a video track waits for a keyframe before it is asked for again.
+pub const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
 /// What a layer is assumed to cost before its rate has been measured.
 const NOMINAL_SIMULCAST_BPS: [u64; MAX_LAYERS] = [150_000, 500_000, 1_200_000];
 const NOMINAL_AUDIO_BPS: u64 = 40_000;
@@ -112,8 +114,8 @@ impl Sfu {
             let costs = demands.iter().find(|(m, _)| m == mid).map(|(_, x)| x.layer_bps);
             tracing::info!(peer = %id, slot = %d.slot, from = ?d.layers.target(), to = ?d.alloc.target, estimate, loss_capped = peer.loss_cap.is_active(), ?costs, "layer target");
         }
-        let resumed: Vec<Mid> = peer.down.iter_mut().filter_map(|(mid, d)| apply_target(d).then_some(*mid)).collect();
-        for mid in resumed {
+        let wanted: Vec<Mid> = peer.down.iter_mut().filter_map(|(mid, d)| keyframe_due(d, now).then_some(*mid)).collect();
+        for mid in wanted {
             self.request_keyframe_for_down(id, mid, now);
         }
         self.mark_dirty(id);
@@ -205,10 +207,24 @@ fn reprobe_if_held_back(peer: &mut super::peer::Peer, now: Instant, held: HeldBa
 }
 
 /// Hand the allocator's target to the layer selector; true when a video track
-/// now waits for a keyframe it should ask for (a switch or a resume).
-fn apply_target(down: &mut DownTrack) -> bool {
+/// waits for a keyframe it should ask for now: a switch or resume that just
+/// began, or one still waiting `KEYFRAME_RETRY` after the last request. A
+/// request lost on the publisher's uplink, or one its encoder ignored, would
+/// otherwise leave the switch waiting for whatever keyframe comes next (seen
+/// once in a `make test` run: the top layer 5 s after the allocator chose it).
+fn keyframe_due(down: &mut DownTrack, now: Instant) -> bool {
     let changed = down.layers.set_target(down.alloc.target);
-    changed && down.slot.kind() == MediaKind::Video && down.layers.waiting_for().is_some()
+    let waiting = down.slot.kind() == MediaKind::Video && !down.paused && (down.layers.waiting_for().is_some() || down.awaiting_keyframe);
+    if !waiting {
+        down.keyframe_asked_at = None;
+        return false;
+    }
+    let asked = *down.keyframe_asked_at.get_or_insert(now);
+    let due = changed || now.saturating_duration_since(asked) >= KEYFRAME_RETRY;
+    if due {
+        down.keyframe_asked_at = Some(now);
+    }
+    due
 }
 
 /// Whether str0m may pad up to what the next layer would cost (else only up to what
@@ -266,6 +282,32 @@ mod tests {
         assert_eq!(priority_of(MAIN, Source::Camera), Priority::TeacherCamera);
         assert_eq!(priority_of("spotlight", Source::Camera), Priority::Thumbnail);
         assert_eq!(priority_of("c1", Source::Camera), Priority::Thumbnail);
+    }
+
+    /// What `forward::admit` does with a keyframe of `layer`.
+    fn keyframe_arrives(down: &mut DownTrack, layer: u8) {
+        down.layers.gate(layer, true);
+        down.awaiting_keyframe = false;
+    }
+
+    #[test]
+    fn a_keyframe_is_asked_again_while_a_switch_still_waits_for_one() {
+        let t0 = Instant::now();
+        let mut down = DownTrack::new(crate::sfu::room::SlotKey::new(MAIN, Source::Camera), 1);
+        down.negotiated = true;
+        assert!(!keyframe_due(&mut down, t0), "a start waits for the keyframe its join asked for");
+        assert!(keyframe_due(&mut down, t0 + KEYFRAME_RETRY), "still none after KEYFRAME_RETRY: asked again");
+        keyframe_arrives(&mut down, 0);
+        assert!(!keyframe_due(&mut down, t0 + KEYFRAME_RETRY * 3), "forwarding layer 0: nothing to ask");
+        let t1 = t0 + KEYFRAME_RETRY * 4;
+        down.alloc = TrackAlloc::starting_at(Some(1));
+        assert!(keyframe_due(&mut down, t1), "a switch asks at once");
+        assert!(!keyframe_due(&mut down, t1 + KEYFRAME_RETRY / 2));
+        assert!(keyframe_due(&mut down, t1 + KEYFRAME_RETRY), "the request went unanswered: asked again");
+        keyframe_arrives(&mut down, 1);
+        assert!(!keyframe_due(&mut down, t1 + KEYFRAME_RETRY * 2), "switched");
+        down.alloc = TrackAlloc::starting_at(None);
+        assert!(!keyframe_due(&mut down, t1 + KEYFRAME_RETRY * 3), "paused: nothing to ask");
     }
 
     #[test]

@@ -138,6 +138,9 @@ pub struct DownTrack {
     /// Which simulcast layer is forwarded, and which one the allocator wants.
     pub layers: LayerSelector,
     pub alloc: TrackAlloc,
+    /// Video: when a keyframe was last asked for a switch, resume or start that
+    /// still waits for one (`None`: not waiting).
+    pub keyframe_asked_at: Option<Instant>,
     /// Audio: the previous packet sent, for RED redundancy (see `forward::red`).
     pub red: RedHistory,
     pts: Vec<(CodecKey, Option<Pt>)>,
@@ -155,6 +158,7 @@ impl DownTrack {
             awaiting_keyframe: true,
             layers: LayerSelector::default(),
             alloc: TrackAlloc::starting_at(Some(0)),
+            keyframe_asked_at: None,
             red: RedHistory::default(),
             pts: Vec::new(),
             red_pts: Vec::new(),
