@@ -184,10 +184,10 @@ fn allocation_estimate(peer: &super::peer::Peer, now: Instant) -> u64 {
 /// What the allocator left out: all video paused (only audio goes out), some
 /// video below its top layer or paused, or nothing.
 fn held_back(tracks: &[(Demand, &mut TrackAlloc)]) -> HeldBack {
-    let video: Vec<_> = tracks.iter().filter(|(d, _)| d.priority != Priority::Audio).collect();
-    if !video.is_empty() && video.iter().all(|(_, a)| a.target.is_none()) {
+    let video = || tracks.iter().filter(|(d, _)| d.priority != Priority::Audio);
+    if video().next().is_some() && video().all(|(_, a)| a.target.is_none()) {
         HeldBack::Video
-    } else if video.iter().any(|(d, a)| a.target < d.layers.checked_sub(1)) {
+    } else if video().any(|(d, a)| a.target < d.layers.checked_sub(1)) {
         HeldBack::Layers
     } else {
         HeldBack::Nothing

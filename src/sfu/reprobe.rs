@@ -38,8 +38,9 @@ pub const PAUSED_INTERVAL: Duration = Duration::from_secs(2);
 pub const STAGNANT_INTERVAL: Duration = Duration::from_secs(2);
 /// A change of the estimate by less than this (percent) leaves it stagnant.
 pub const STAGNANT_PERCENT: u64 = 2;
-/// After paused video resumes, the link counts as recovering this long.
-pub const RECOVERY: Duration = Duration::from_secs(15);
+/// After paused video resumes, the link counts as recovering as long as after
+/// the loss ceiling lifts.
+use super::loss_cap::RECOVERY;
 
 /// What the allocator left out for a subscriber this round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
