@@ -172,6 +172,8 @@ describe('admin pages', () => {
 
   test('the audit log shows the sign-in; signing out ends the session', async () => {
     await openTab(page, 'audit');
+    // The section is attached before its entries are fetched: wait for the first row.
+    await page.locator('#section-audit tbody tr').first().waitFor();
     const actions = await page.locator('#section-audit tbody tr td:nth-child(2)').allTextContents();
     for (const a of ['sign_in', 'create']) assert.ok(actions.includes(a), `${a} in ${actions}`);
     const cookie = (await browser.context.cookies(server.url)).find((c) => c.name === 'classcast_session');
